@@ -1,0 +1,20 @@
+"""Handlers that attach to any Ignite Engine: metrics, timer, progress, history (and plots)."""
+from handlers.cadence import BOOK_POINTS, BookCadence, book_cadence, epoch_fraction
+from handlers.history import History
+from handlers.metrics import BookAccuracy, BookLoss, RatioMetric
+from handlers.progress import attach_progress, wants_progress
+from handlers.throughput import StepTimer
+
+__all__ = [
+    "BOOK_POINTS",
+    "BookAccuracy",
+    "BookCadence",
+    "BookLoss",
+    "History",
+    "RatioMetric",
+    "StepTimer",
+    "attach_progress",
+    "book_cadence",
+    "epoch_fraction",
+    "wants_progress",
+]

@@ -1,0 +1,47 @@
+"""What ``train_ch13`` returns instead of ``None``: the per-epoch figures the book prints."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ignite.engine import Engine, Events
+
+__all__ = ["History"]
+
+
+@dataclass
+class History:
+    """Per-epoch train loss, train acc, test acc and cumulative examples/sec (the book's definition)."""
+
+    devices: str = "[]"  # printed as the book prints its device list
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    examples_per_sec: list[float] = field(default_factory=list)
+
+    def attach(self, trainer: Engine, evaluator: Engine | None = None) -> History:
+        """Record at each trainer EPOCH_COMPLETED, after the handlers attached before it (evaluation)."""
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, self._record, evaluator)
+        return self
+
+    def _record(self, trainer: Engine, evaluator: Engine | None) -> None:
+        metrics = trainer.state.metrics
+        self.train_loss.append(float(metrics["loss"]))
+        self.train_acc.append(float(metrics["acc"]))
+        if evaluator is not None:
+            self.test_acc.append(float(evaluator.state.metrics["acc"]))
+        self.examples_per_sec.append(float(metrics.get("examples/sec", 0.0)))
+
+    def summary(self) -> str:
+        """The book's two closing lines, for the last epoch."""
+        test = f", test acc {self.test_acc[-1]:.3f}" if self.test_acc else ""
+        return (
+            f"loss {self.train_loss[-1]:.3f}, train acc {self.train_acc[-1]:.3f}{test}\n"
+            f"{self.examples_per_sec[-1]:.1f} examples/sec on {self.devices}"
+        )
+
+    def state_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, list(value) if isinstance(value, list) else value)

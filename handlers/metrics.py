@@ -1,0 +1,67 @@
+"""The book's two running figures as Ignite Metrics, accumulated on the device.
+
+``BookLoss`` = loss sum / examples; ``BookAccuracy`` = correct / predicted elements (pixels for
+segmentation). Both read the step's statistics dict, add tensors on the device without waiting for
+it, and sync once in ``compute`` -- summed across processes under ``ignite.distributed``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ignite.distributed as idist
+import torch
+from ignite.exceptions import NotComputableError
+from ignite.metrics import Metric
+from ignite.metrics.metric import reinit__is_reduced
+
+__all__ = ["RatioMetric", "BookLoss", "BookAccuracy"]
+
+
+class RatioMetric(Metric):
+    """``sum(output[numerator]) / sum(output[denominator])`` over the batches since ``reset``."""
+
+    def __init__(
+        self,
+        numerator: str,
+        denominator: str,
+        output_transform: Callable[[Any], Any] = lambda out: out,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.required_output_keys = (numerator, denominator)
+        super().__init__(output_transform=output_transform, device=device)
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        self._num: torch.Tensor | float = 0.0
+        self._den: int = 0
+
+    @reinit__is_reduced
+    def update(self, output: tuple[torch.Tensor | float, int]) -> None:
+        num, den = output
+        self._num = self._num + num  # out of place: never writes into the step's own output
+        self._den += int(den)
+
+    def compute(self) -> float:
+        num = torch.as_tensor(self._num, dtype=torch.float64)
+        den = float(self._den)
+        if idist.get_world_size() > 1:
+            num = idist.all_reduce(num.clone())
+            den = float(idist.all_reduce(den))
+        if den == 0:
+            raise NotComputableError(f"{type(self).__name__} needs at least one non-empty batch before compute()")
+        return float(num) / den
+
+
+class BookLoss(RatioMetric):
+    """Mean loss per example, as the book prints it."""
+
+    def __init__(self, output_transform: Callable[[Any], Any] = lambda out: out, device: str | torch.device = "cpu"):
+        super().__init__("loss", "examples", output_transform, device)
+
+
+class BookAccuracy(RatioMetric):
+    """Correct predictions per predicted element (``labels.numel()``), as the book prints it."""
+
+    def __init__(self, output_transform: Callable[[Any], Any] = lambda out: out, device: str | torch.device = "cpu"):
+        super().__init__("correct", "predictions", output_transform, device)

@@ -1,0 +1,34 @@
+"""Shared small data: scikit-learn's bundled digits, loaded through real DataLoaders."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[torch.Tensor, torch.Tensor]:
+    d = load_digits()
+    X = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return X, torch.tensor(d.target)
+
+
+def loaders(X: torch.Tensor, y: torch.Tensor, n_train: int, n_test: int, batch: int) -> tuple[DataLoader, DataLoader]:
+    train = TensorDataset(X[:n_train], y[:n_train])
+    test = TensorDataset(X[n_train : n_train + n_test], y[n_train : n_train + n_test])
+    return DataLoader(train, batch, shuffle=False), DataLoader(test, batch, shuffle=False)
+
+
+def small_cnn(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 16, 10)
+    )
+
+
+def twin(net: nn.Module) -> nn.Module:
+    return copy.deepcopy(net)
