@@ -37,7 +37,74 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for the split, shuffling and init")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
+    p.add_argument("--out", default=None, help="run folder for the PNG, replay log and Visdom envs "
+                   "(default: runs/<env>)")
+    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True, help="live Visdom plots")
+    p.add_argument("--visdom", default=None, metavar="URL",
+                   help="Visdom server (default: $VISDOM_URL or http://127.0.0.1:8097; a local one is started "
+                   "for the run when none answers there)")
+    p.add_argument("--keep-serving", action=argparse.BooleanOptionalAction, default=None,
+                   help="after training, keep a server started for the run until Ctrl-C (default: on a terminal)")
     p.set_defaults(func=_train)
+
+
+def _add_visdom(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("visdom", help="serve Visdom locally (no CDN; browser files from npm) and print its URL",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine) or 0.0.0.0 (every interface)")
+    p.add_argument("--env-path", default="runs/visdom", help="folder whose saved envs are served and kept")
+    p.add_argument("--login", action="store_true",
+                   help="require VISDOM_USERNAME / VISDOM_PASSWORD (read from the environment)")
+    p.set_defaults(func=_visdom)
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="send a replay log (points a run could not deliver) to a Visdom server")
+    p.add_argument("log", help="the visdom-replay.log a run wrote")
+    p.add_argument("--visdom", default=None, metavar="URL", help="server (default: $VISDOM_URL or 127.0.0.1:8097)")
+    p.set_defaults(func=_replay)
+
+
+def _visdom(args: argparse.Namespace) -> int:
+    import time
+
+    from handlers.plot import LocalVisdom
+
+    server = LocalVisdom(args.port, args.host, args.env_path, login=args.login).start()
+    print(f"Visdom is serving {args.env_path} at {server.url}  (Ctrl-C stops it)", flush=True)
+    try:
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import requests
+
+    from handlers.plot import DEFAULT_URL, VisdomAddress, read_log
+    from handlers.plot.wire import Wire
+
+    import os
+
+    address = VisdomAddress(args.visdom or os.environ.get("VISDOM_URL", DEFAULT_URL))
+    entries = read_log(args.log)
+    wire = Wire(address)
+    try:
+        for endpoint, msg in entries:
+            wire.post(endpoint, msg)
+        for env in sorted({msg.get("eid", "main") for _, msg in entries}):
+            wire.post("save", {"data": [env], "eid": env})
+    except requests.RequestException as e:
+        raise ConnectionError(f"cannot reach Visdom at {address} ({type(e).__name__}); start one with "
+                              "`d2l-ignite visdom` or pass --visdom URL") from None
+    points = sum(len(d.get("x", [])) for _, m in entries for d in m.get("data", []))
+    print(f"sent {len(entries)} window(s), {points} points, to {address}")
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -45,6 +112,7 @@ def _train(args: argparse.Namespace) -> int:
     from torch import nn
 
     from engine.jobs import digits_loaders, digits_net
+    from engine.run import plot_for_run
     from engine.train import train_ch13
 
     torch.manual_seed(args.seed)
@@ -52,8 +120,9 @@ def _train(args: argparse.Namespace) -> int:
     train_iter, test_iter = digits_loaders(args.batch_size, seed=args.seed)
     net = digits_net(args.model)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
-    train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"), optimizer, args.epochs, devices,
-               progress=args.progress)
+    with plot_for_run(args.out, args.visdom, args.plot, args.keep_serving) as (plotter, out_dir):
+        train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"), optimizer, args.epochs,
+                   devices, progress=args.progress, plot=plotter or False, out_dir=out_dir)
     return 0
 
 
@@ -61,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="d2l-ignite", description="The book's train_ch13 on Ignite Engines.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_visdom(sub)
+    _add_replay(sub)
     return parser
 
 
@@ -69,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, PermissionError) as e:
+    except (ValueError, TypeError, OSError, RuntimeError) as e:
         print(f"d2l-ignite {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

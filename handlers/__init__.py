@@ -2,6 +2,7 @@
 from handlers.cadence import BOOK_POINTS, BookCadence, book_cadence, epoch_fraction
 from handlers.history import History
 from handlers.metrics import BookAccuracy, BookLoss, RatioMetric
+from handlers.plot import LocalVisdom, VisdomPlotter, attach_book_plot, save_png
 from handlers.progress import attach_progress, wants_progress
 from handlers.throughput import StepTimer
 
@@ -11,6 +12,10 @@ __all__ = [
     "BookCadence",
     "BookLoss",
     "History",
+    "LocalVisdom",
+    "VisdomPlotter",
+    "attach_book_plot",
+    "save_png",
     "RatioMetric",
     "StepTimer",
     "attach_progress",

@@ -32,3 +32,9 @@ def small_cnn(seed: int = 0) -> nn.Module:
 
 def twin(net: nn.Module) -> nn.Module:
     return copy.deepcopy(net)
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path, monkeypatch):
+    """Runs write their folders (runs/, replay logs) under a temporary directory, never the checkout."""
+    monkeypatch.chdir(tmp_path)

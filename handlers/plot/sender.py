@@ -1,0 +1,164 @@
+"""The background sender: the only code that talks to Visdom, so training never waits on the network.
+
+The training thread appends to the PlotStore and puts ``(win, trace)`` on a bounded queue
+without blocking. The worker merges queued points into one append request per trace. When the
+server is refused, hung, killed or restarted, it says so once, backs off and retries; after a
+failure it re-creates whole windows from the store (idempotent), so a restarted server gets every
+point. At close, whatever the server never acknowledged goes to a replay log in Visdom's format.
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from handlers.plot.store import PlotStore
+from handlers.plot.wire import VisdomAddress, Wire, window_message, write_log
+
+__all__ = ["Sender"]
+
+_STOP = object()
+
+
+def _say(text: str) -> None:
+    print(f"[visdom] {text}", file=sys.stderr, flush=True)
+
+
+class Sender:
+    def __init__(
+        self,
+        store: PlotStore,
+        url: str,
+        env: str,
+        *,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 10.0,
+        max_queue: int = 10_000,
+        min_interval: float = 0.5,
+        say: Callable[[str], None] = _say,
+    ) -> None:
+        self.address = VisdomAddress(url)
+        self.store, self.env, self.say = store, env, say
+        self.wire = Wire(self.address, connect_timeout, read_timeout)
+        self.min_interval = min_interval  # batching window: one request per trace per interval
+        self.queue: queue.Queue = queue.Queue(max_queue)
+        self.delivered: dict[str, dict[str, int]] = {}  # acknowledged points per window and trace
+        self._full: set[str] = set()  # windows to (re)create whole on the next send
+        self._overflow = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+        self.down_since: float | None = None
+        self.saved = False
+
+    # -- training thread -------------------------------------------------------------------------
+    def notify(self, win: str, trace: str | None = None) -> None:
+        """Never blocks: a full queue only makes the worker re-send from the store."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="visdom-sender", daemon=True)
+            self._thread.start()
+        try:
+            self.queue.put_nowait((win, trace))
+        except queue.Full:
+            self._overflow.set()
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush, save the env, join with a bounded wait. Returns True when the server has every point."""
+        if self._thread is not None:
+            try:
+                self.queue.put(_STOP, timeout=timeout)
+            except queue.Full:
+                self._overflow.set()
+            self._thread.join(timeout)
+        return not self.undelivered()
+
+    def undelivered(self) -> list[str]:
+        counts = self.store.counts()
+        return [w for w, traces in counts.items()
+                if any(n > self.delivered.get(w, {}).get(t, 0) for t, n in traces.items())]
+
+    def write_replay(self, path: str) -> int:
+        """Write every window not fully on the server, whole, to ``path``; return the points written."""
+        wins = self.undelivered()
+        messages = [window_message(self.env, w, *self.store.snapshot(w)) for w in wins]
+        write_log(path, messages)
+        return sum(len(d["x"]) for m in messages for d in m["data"])
+
+    # -- worker thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        dirty: set[tuple[str, str]] = set()
+        stopping, backoff, retry_at = False, 0.25, 0.0
+        while True:
+            # collect for one batching interval (longer while the server is down); a stop ends the wait
+            if not stopping:
+                stopping = self._drain(dirty, until=max(retry_at, time.monotonic() + self.min_interval))
+            if self._overflow.is_set():
+                self._overflow.clear()
+                self._full.update(self.store.windows)
+            if stopping:
+                dirty.update((w, t) for w, traces in self.store.counts().items() for t in traces)
+            try:
+                self._send(dirty)
+                backoff, retry_at = 0.25, 0.0
+                if self.down_since is not None:
+                    self.say(f"reconnected to {self.address}; every point kept during the outage was sent")
+                    self.down_since = None
+                if stopping:
+                    self.wire.post("save", {"data": [self.env], "eid": self.env})
+                    self.saved = True
+                    return
+            except (requests.RequestException, PermissionError, OSError) as e:
+                self.failures += 1
+                self._full.update(self.store.windows)  # a restarted server lost what it had
+                if self.down_since is None:
+                    self.down_since = time.monotonic()
+                    self.say(f"cannot reach {self.address} ({type(e).__name__}); training goes on, "
+                             "points are kept and sent when it answers")
+                if stopping:
+                    return
+                retry_at = time.monotonic() + backoff
+                backoff = min(backoff * 2, 5.0)
+
+    def _drain(self, dirty: set[tuple[str, str]], until: float) -> bool:
+        """Collect notifications until ``until``; True as soon as a stop arrives."""
+        while True:
+            try:
+                wait = until - time.monotonic()
+                item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            if item[1] is None:
+                self._full.add(item[0])
+            else:
+                dirty.add((item[0], item[1]))
+
+    def _send(self, dirty: set[tuple[str, str]]) -> None:
+        for win in sorted(self._full):
+            opts, traces = self.store.snapshot(win)
+            if not any(traces.values()):
+                continue  # Visdom rejects a window without data: create it with its first point
+            self.wire.post("events", window_message(self.env, win, opts, traces))
+            self.delivered[win] = {t: len(p) for t, p in traces.items()}
+            self._full.discard(win)
+        for win, trace in sorted(dirty):
+            if win in self._full:
+                continue
+            sent = self.delivered.get(win, {}).get(trace, 0)
+            points = self.store.points(win, trace, sent)
+            if points:
+                self.wire.post("update", self._append(win, trace, points))
+                self.delivered.setdefault(win, {})[trace] = sent + len(points)
+            dirty.discard((win, trace))
+
+    def _append(self, win: str, trace: str, points: list[tuple[float, float]]) -> dict:
+        return {
+            "data": [{"x": [p[0] for p in points], "y": [p[1] for p in points], "name": trace,
+                      "type": "scatter", "mode": "lines"}],
+            "win": win, "eid": self.env, "name": trace, "append": True, "layout": {}, "opts": {},
+        }

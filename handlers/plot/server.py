@@ -1,0 +1,127 @@
+"""A local Visdom server for the user: loopback by default, a free or chosen port, envs kept on disk.
+
+It runs visdom's ``run_server.main`` directly, which skips the CDN download that kills
+``python -m visdom.server`` offline; the browser files come from npm instead (``assets``).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+
+import requests
+
+from handlers.plot.assets import install_assets
+
+__all__ = ["LocalVisdom", "free_port", "port_in_use"]
+
+_LAUNCH = "import sys; sys.argv[0] = 'visdom'; from visdom.server.run_server import main; main()"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class LocalVisdom:
+    """Start, wait for, and stop one Visdom server process."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        env_path: str = os.path.join("runs", "visdom"),
+        *,
+        login: bool = False,
+        install: bool = True,
+    ) -> None:
+        if port is not None and not (0 < port < 65536):
+            raise ValueError(f"port must be between 1 and 65535, got {port}")
+        if host not in ("127.0.0.1", "0.0.0.0") and not _is_loopback(host):
+            raise ValueError(f"host must be 127.0.0.1 (this machine only) or 0.0.0.0 (every interface), got {host!r}")
+        self.host, self.port, self.env_path, self.login, self.install = host, port, env_path, login, install
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{'127.0.0.1' if self.host == '0.0.0.0' else self.host}:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> LocalVisdom:
+        probe = "0.0.0.0" if self.host == "0.0.0.0" else "127.0.0.1"
+        if self.port is None:
+            self.port = free_port(probe)
+        elif port_in_use(probe, self.port):
+            raise ValueError(f"port {self.port} is already in use; choose another with --port, or omit it for a free one")
+        if self.login and not (os.environ.get("VISDOM_USERNAME") and os.environ.get("VISDOM_PASSWORD")):
+            raise ValueError("login needs VISDOM_USERNAME and VISDOM_PASSWORD in the environment (never on the command line)")
+        if not _is_loopback(self.host) and not self.login:
+            warnings.warn(f"Visdom will listen on every interface ({self.host}) without login: anyone who can reach "
+                          "this machine sees and edits the plots; use --login or keep 127.0.0.1", stacklevel=2)
+        if self.install:
+            install_assets(say=lambda text: print(f"[visdom] {text}", file=sys.stderr))
+        os.makedirs(self.env_path, exist_ok=True)
+        args = [sys.executable, "-c", _LAUNCH, "-port", str(self.port), "-env_path", os.path.abspath(self.env_path)]
+        if _is_loopback(self.host):
+            args.append("-bind_local")
+        env = dict(os.environ)
+        if self.login:
+            args.append("-enable_login")
+            env["VISDOM_USE_ENV_CREDENTIALS"] = "1"
+        self._log = open(os.path.join(self.env_path, "server.log"), "ab")
+        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        self._wait(timeout)
+        return self
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"Visdom server exited with code {self.process.returncode}; "
+                                   f"see {os.path.join(self.env_path, 'server.log')}")
+            try:
+                if requests.get(self.url + "/", timeout=2).status_code in (200, 302):
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"Visdom server did not answer at {self.url} within {timeout:.0f}s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> LocalVisdom:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

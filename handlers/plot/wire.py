@@ -1,0 +1,127 @@
+"""Visdom's wire format, without Visdom's blocking client: messages, URLs, timeouts, login."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+
+__all__ = ["VisdomAddress", "window_message", "Wire", "read_log", "write_log"]
+
+
+class VisdomAddress:
+    """A parsed, checked server URL such as ``http://127.0.0.1:8097`` (optionally with a base path)."""
+
+    def __init__(self, url: str) -> None:
+        if not isinstance(url, str) or not url.strip():
+            raise ValueError(f"Visdom URL must be a non-empty string like http://127.0.0.1:8097, got {url!r}")
+        parsed = urlparse(url if "://" in url else f"http://{url}")
+        try:
+            port = parsed.port
+        except ValueError:
+            port = -1
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or port == -1 or " " in url:
+            raise ValueError(f"malformed Visdom URL {url!r}; expected http://HOST:PORT, e.g. http://127.0.0.1:8097")
+        self.scheme, self.host = parsed.scheme, parsed.hostname
+        self.port = port or 8097
+        self.base = parsed.path.rstrip("/")
+        self.url = f"{self.scheme}://{self.host}:{self.port}{self.base}"
+
+    def endpoint(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def _builder(env: str) -> Any:
+    """Visdom's own client in a mode where it only builds messages and never touches the network."""
+    from visdom import Visdom
+
+    vis = Visdom(send=False, use_incoming_socket=False, env=env, raise_exceptions=True)
+    vis.offline = True  # skips the win_exists round trip its append path would make
+    return vis
+
+
+def window_message(env: str, win: str, opts: dict[str, Any], traces: dict[str, list[tuple[float, float]]]) -> dict:
+    """One ``events`` message that (re)creates a whole line window with all its traces."""
+    import numpy as np
+
+    vis = _builder(env)
+    datas, msg = [], None
+    visdom_opts = {k: v for k, v in opts.items() if k != "legend"}
+    for name, points in traces.items():
+        if not points:
+            continue
+        xs = np.array([p[0] for p in points], dtype=float)
+        ys = np.array([p[1] for p in points], dtype=float)
+        msg, _ = vis.line(Y=ys, X=xs, win=win, env=env, name=name, opts=dict(visdom_opts, showlegend=True))
+        datas.extend(msg["data"])
+    if msg is None:
+        raise ValueError(f"window {win!r} has no points yet")
+    msg["data"] = datas
+    return msg
+
+
+def write_log(path: str, messages: list[dict]) -> None:
+    """Visdom's log format (one ``[endpoint, msg]`` JSON per line), written atomically."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        for msg in messages:
+            f.write(json.dumps(["events", msg]) + "\n")
+    os.replace(tmp, path)
+
+
+def read_log(path: str) -> list[tuple[str, dict]]:
+    out = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                endpoint, msg = json.loads(line)
+            except ValueError:
+                raise ValueError(f"{path}:{n} is not a Visdom log line ([endpoint, message] JSON)") from None
+            out.append((endpoint, msg))
+    return out
+
+
+class Wire:
+    """HTTP to one Visdom server with connect/read timeouts and optional login from the environment."""
+
+    def __init__(self, address: VisdomAddress, connect_timeout: float = 2.0, read_timeout: float = 10.0) -> None:
+        self.address = address
+        self.timeout = (connect_timeout, read_timeout)
+        self._session: requests.Session | None = None
+
+    def _login(self, session: requests.Session) -> None:
+        user, password = os.environ.get("VISDOM_USERNAME"), os.environ.get("VISDOM_PASSWORD")
+        if user and password:
+            digest = hashlib.sha256(password.encode()).hexdigest()
+            r = session.post(self.address.url + "/", json={"username": user, "password": digest}, timeout=self.timeout)
+            if r.status_code != 200:
+                raise PermissionError(f"Visdom at {self.address} refused the login of VISDOM_USERNAME")
+
+    def post(self, endpoint: str, msg: dict) -> str:
+        if self._session is None:
+            session = requests.Session()
+            session.trust_env = False  # loopback plots must not go through a proxy
+            self._login(session)
+            self._session = session
+        try:
+            r = self._session.post(self.address.endpoint(endpoint), data=json.dumps(msg), timeout=self.timeout)
+            r.raise_for_status()
+        except requests.RequestException:
+            self._session = None
+            raise
+        return r.text
+
+    def alive(self) -> bool:
+        try:
+            self.post("env/main", {"eid": "main"})
+            return True
+        except (requests.RequestException, PermissionError):
+            return False

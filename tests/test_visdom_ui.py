@@ -1,0 +1,86 @@
+"""The served page in a real headless browser, with no internet: the plot draws three named traces."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from conftest import loaders, small_cnn
+from engine import train_ch13
+from handlers import LocalVisdom, VisdomPlotter
+from handlers.plot.assets import missing_files, required_files
+from handlers.plot.server import free_port
+
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--virtual-time-budget=15000", "--window-size=1200,800"]
+
+
+def browse(url: str, *extra: str) -> subprocess.CompletedProcess:
+    assert shutil.which("chromium"), "Debian's chromium is needed: .ci/browser installs it"
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(CHROMIUM + [f"--user-data-dir={profile}", *extra, url],
+                              capture_output=True, text=True, timeout=180)
+
+
+def test_page_renders_three_named_traces_offline(digits, tmp_path):
+    with LocalVisdom(env_path=str(tmp_path / "visdom")) as server:
+        assert missing_files() == []  # every browser file came from npm, none from a CDN
+        train_iter, test_iter = loaders(*digits, 200, 100, 20)
+        net = small_cnn()
+        train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"),
+                   torch.optim.SGD(net.parameters(), 0.1), 2, ["cpu"], progress=False, verbose=False,
+                   plot=VisdomPlotter(server.url, env="ui"))
+        dom = browse(f"{server.url}/env/ui", "--dump-dom").stdout
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "visdom-page.png"
+        browse(f"{server.url}/env/ui", f"--screenshot={shot}")
+    legend = re.findall(r'class="legendtext"[^>]*>([^<]+)<', dom)
+    assert sorted(legend) == ["test acc", "train acc", "train loss"]
+    assert len(re.findall(r'class="trace scatter', dom)) == 3
+    assert shot.stat().st_size > 10_000
+
+
+def test_cli_visdom_prints_url_and_rejects_busy_port(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "visdom", "--port", str(port), "--env-path",
+                             str(tmp_path / "v")], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in line
+        busy = subprocess.run([sys.executable, "-m", "engine.cli", "visdom", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+        assert busy.returncode == 2 and f"port {port} is already in use" in busy.stderr
+        assert "Traceback" not in busy.stderr
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_asset_list_of_visdom_030_maps_to_npm(tmp_path):
+    """visdom 0.3.0 (Python >= 3.12) lists other versions; its build.py must map to npm packages too."""
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                           "--python-version", "3.12", "visdom==0.3.0", "-d", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-500:]
+    import tarfile
+
+    with tarfile.open(next(tmp_path.glob("visdom-0.3.0*.tar.gz"))) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("visdom/server/build.py"))
+        tar.extract(member, tmp_path, filter="data")
+    files = required_files(str(tmp_path / member.name))
+    assert files["css/react-grid-layout-styles.css"] == ("react-grid-layout@2.2.3", "css/styles.css")
+    assert files["js/mathjax/3.2.2/es5/tex-mml-svg.js"] == ("mathjax@3.2.2", "es5/tex-mml-svg.js")
+    assert files["js/plotly-plotly.min.js"] == ("plotly.js-dist-min@2.11.1", "plotly.min.js")
+    import visdom
+
+    installed = required_files()
+    assert any(path.startswith("js/mathjax/") for path in installed), visdom.__version__

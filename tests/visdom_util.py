@@ -1,0 +1,45 @@
+"""Helpers for tests that talk to a real Visdom server."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import requests
+
+
+def window(url: str, env: str, win: str) -> dict:
+    r = requests.post(f"{url}/win_data", data=json.dumps({"eid": env, "win": win}), timeout=10)
+    r.raise_for_status()
+    return json.loads(r.text)
+
+
+def trace_counts(url: str, env: str, win: str) -> dict[str, int]:
+    return {t["name"]: len(t["x"]) for t in window(url, env, win)["content"]["data"]}
+
+
+class HungServer:
+    """Accepts connections and never answers: the case Visdom's own client blocks on forever."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+                self.held.append(conn)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop = True
+        for c in self.held:
+            c.close()
+        self.sock.close()
