@@ -50,6 +50,7 @@ class Sender:
         self.delivered: dict[str, dict[str, int]] = {}  # acknowledged points per window and trace
         self._full: set[str] = set()  # windows to (re)create whole on the next send
         self._overflow = threading.Event()
+        self._queued: set[tuple[str, str | None]] = set()  # notifications not yet taken by the worker
         self._thread: threading.Thread | None = None
         self.failures = 0
         self.down_since: float | None = None
@@ -57,12 +58,20 @@ class Sender:
 
     # -- training thread -------------------------------------------------------------------------
     def notify(self, win: str, trace: str | None = None) -> None:
-        """Never blocks: a full queue only makes the worker re-send from the store."""
+        """Never blocks: a full queue only makes the worker re-send from the store.
+
+        A trace already waiting in the queue is not queued again: the worker sends everything the
+        store holds beyond what was delivered, so one notification covers any number of points.
+        """
+        key = (win, trace)
+        if key in self._queued:
+            return
+        self._queued.add(key)
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="visdom-sender", daemon=True)
             self._thread.start()
         try:
-            self.queue.put_nowait((win, trace))
+            self.queue.put_nowait(key)
         except queue.Full:
             self._overflow.set()
 
@@ -133,6 +142,7 @@ class Sender:
                 return False
             if item is _STOP:
                 return True
+            self._queued.discard(item)  # before sending, so later points queue again
             if item[1] is None:
                 self._full.add(item[0])
             else:

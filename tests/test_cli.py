@@ -1,0 +1,60 @@
+"""The main job as a user runs it: the default command, its run folder, and bad arguments."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, VISDOM_URL="http://127.0.0.1:1"))
+
+
+def test_default_train_reaches_97_percent_with_live_plots(tmp_path):
+    # nothing answers at VISDOM_URL, so the job starts a local server for the run
+    done = cli("train", "--out", str(tmp_path / "run"), "--no-keep-serving")
+    assert done.returncode == 0, done.stderr
+    m = re.search(r"loss ([\d.]+), train acc ([\d.]+), test acc ([\d.]+)", done.stdout)
+    assert m and float(m.group(3)) >= 0.97
+    assert re.search(r"[\d.]+ examples/sec on \[device\(type='cpu'\)\]", done.stdout)
+    assert "Live plots: http://127.0.0.1:" in done.stdout
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 5000
+    saved = os.listdir(tmp_path / "run" / "visdom")
+    assert any(name.startswith("d2l-ignite-") and name.endswith(".json") for name in saved)
+
+
+def test_explicit_unreachable_url_writes_replay_log(tmp_path):
+    done = cli("train", "--epochs", "1", "--out", str(tmp_path / "r"), "--visdom", "http://127.0.0.1:9")
+    assert done.returncode == 0, done.stderr
+    assert "nothing answers" in done.stderr
+    assert (tmp_path / "r" / "visdom-replay.log").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "0"], "--epochs: expected a positive whole number"),
+    (["train", "--lr", "-1"], "--lr: expected a positive number"),
+    (["train", "--batch-size", "x"], "--batch-size: expected a positive whole number"),
+    (["train", "--model", "vgg"], "invalid choice"),
+    (["train", "--devices", "cuda:5", "--no-plot"], "does not exist"),
+    (["train", "--devices", "tpu", "--no-plot"], "not a device name"),
+    (["train", "--visdom", "http://:x", "--no-plot"], "malformed Visdom URL"),
+    (["replay", "missing.log"], "No such file"),
+])
+def test_bad_arguments_exit_nonzero_without_traceback(tmp_path, args, message):
+    done = cli(*args, "--out", str(tmp_path / "o")) if args[0] == "train" else cli(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "curves.png").write_bytes(b"earlier run")
+    done = cli("train", "--out", str(folder), "--no-plot")
+    assert done.returncode == 2 and "already holds files" in done.stderr
+    assert (folder / "curves.png").read_bytes() == b"earlier run"
