@@ -43,8 +43,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--visdom", default=None, metavar="URL",
                    help="Visdom server (default: $VISDOM_URL or http://127.0.0.1:8097; a local one is started "
                    "for the run when none answers there)")
-    p.add_argument("--keep-serving", action=argparse.BooleanOptionalAction, default=None,
-                   help="after training, keep a server started for the run until Ctrl-C (default: on a terminal)")
+    p.add_argument("--keep-serving", action=argparse.BooleanOptionalAction, default=False,
+                   help="after training, keep a server started for the run until Ctrl-C")
     p.set_defaults(func=_train)
 
 

@@ -26,7 +26,7 @@ def new_run_dir(out: str | None, env: str) -> str:
 
 @contextlib.contextmanager
 def plot_for_run(
-    out: str | None, url: str | None, plot: bool, keep_serving: bool | None
+    out: str | None, url: str | None, plot: bool, keep_serving: bool = False
 ) -> Iterator[tuple[VisdomPlotter | None, str]]:
     """Yield ``(plotter, run folder)``; start a local Visdom for the run when none answers locally."""
     env = time.strftime("d2l-ignite-%Y%m%d-%H%M%S")
@@ -50,8 +50,8 @@ def plot_for_run(
             _linger(server, env, folder, keep_serving)
 
 
-def _linger(server: LocalVisdom, env: str, folder: str, keep_serving: bool | None) -> None:
-    if keep_serving if keep_serving is not None else sys.stdout.isatty():
+def _linger(server: LocalVisdom, env: str, folder: str, keep_serving: bool) -> None:
+    if keep_serving:
         print(f"Serving the plots at {server.url}/env/{env} until Ctrl-C", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while server.process is not None and server.process.poll() is None:

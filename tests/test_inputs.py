@@ -171,3 +171,15 @@ def test_devices_default_and_validation():
         resolve_devices(["cuda:7"])
     with pytest.raises(ValueError, match="not a device name"):
         resolve_devices(["gpu0"])
+
+
+def test_progress_bar_draws_without_breaking_numbers(digits, capsys):
+    train_iter, test_iter = loaders(*digits, 200, 100, 20)
+    a, b = small_cnn(), small_cnn()
+    ha = train_ch13(a, train_iter, test_iter, CE, torch.optim.SGD(a.parameters(), 0.1), 2, CPU, progress=True,
+                    plot=False, verbose=False)
+    err = capsys.readouterr().err
+    assert "epoch [1/2]" in err and "%|" in err  # an Ignite/tqdm bar on stderr
+    hb = train_ch13(b, train_iter, test_iter, CE, torch.optim.SGD(b.parameters(), 0.1), 2, CPU, progress=False,
+                    plot=False, verbose=False)
+    assert ha.train_loss == hb.train_loss and ha.test_acc == hb.test_acc
