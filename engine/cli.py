@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -88,8 +89,6 @@ def _replay(args: argparse.Namespace) -> int:
 
     from handlers.plot import DEFAULT_URL, VisdomAddress, read_log
     from handlers.plot.wire import Wire
-
-    import os
 
     address = VisdomAddress(args.visdom or os.environ.get("VISDOM_URL", DEFAULT_URL))
     entries = read_log(args.log)

@@ -141,3 +141,16 @@ def test_malformed_url_is_rejected():
     for bad in ["http://", "ftp://host:1", "http://host:notaport", "http://a b:80"]:
         with pytest.raises(ValueError, match="Visdom URL"):
             VisdomPlotter(bad)
+
+
+def test_plot_record_round_trips_for_checkpoints(server):
+    a = VisdomPlotter(server.url, env="resume")
+    a.window("w", ["x"])
+    for i in range(4):
+        a.add("w", "x", float(i), torch.tensor(i / 10))
+    assert a.close()
+    b = VisdomPlotter(server.url, env="resume")
+    b.load_state_dict(a.state_dict())
+    b.add("w", "x", 4.0, 0.4)
+    assert b.close()
+    assert trace_counts(server.url, "resume", "w") == {"x": 5}

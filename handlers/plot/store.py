@@ -61,7 +61,11 @@ class PlotStore:
             return {w: {t: len(p) for t, p in win.traces.items()} for w, win in self.windows.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {w: {"opts": self.snapshot(w)[0], "traces": self.snapshot(w)[1]} for w in list(self.windows)}
+        out = {}
+        for w in list(self.windows):
+            opts, traces = self.snapshot(w)
+            out[w] = {"opts": opts, "traces": traces}
+        return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with self.lock:
