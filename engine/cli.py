@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -87,10 +86,10 @@ def _visdom(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     import requests
 
-    from handlers.plot import DEFAULT_URL, VisdomAddress, read_log
+    from handlers.plot import VisdomAddress, read_log, server_url
     from handlers.plot.wire import Wire
 
-    address = VisdomAddress(args.visdom or os.environ.get("VISDOM_URL", DEFAULT_URL))
+    address = VisdomAddress(server_url(args.visdom))
     entries = read_log(args.log)
     wire = Wire(address)
     try:

@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from handlers.plot import DEFAULT_URL, LocalVisdom, VisdomAddress, VisdomPlotter
+from handlers.plot import LocalVisdom, VisdomAddress, VisdomPlotter, new_env, server_url
 from handlers.plot.wire import Wire
 
 __all__ = ["plot_for_run", "new_run_dir"]
@@ -29,8 +29,8 @@ def plot_for_run(
     out: str | None, url: str | None, plot: bool, keep_serving: bool = False
 ) -> Iterator[tuple[VisdomPlotter | None, str]]:
     """Yield ``(plotter, run folder)``; start a local Visdom for the run when none answers locally."""
-    env = time.strftime("d2l-ignite-%Y%m%d-%H%M%S")
-    address = VisdomAddress(url or os.environ.get("VISDOM_URL", DEFAULT_URL))
+    env = new_env()
+    address = VisdomAddress(server_url(url))
     folder = new_run_dir(out, env)
     server = None
     if plot and not Wire(address, 1.0, 5.0).alive():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-import time
 from typing import Any
 
 import torch
@@ -23,6 +22,7 @@ from handlers import (
     attach_progress,
     wants_progress,
 )
+from handlers.plot import new_env
 
 __all__ = ["train_ch13", "attach_book_metrics", "default_plotter"]
 
@@ -37,7 +37,7 @@ def attach_book_metrics(trainer: Engine, device: torch.device | str = "cpu") -> 
 
 def default_plotter(out_dir: str | None = None) -> VisdomPlotter:
     """A plotter on ``$VISDOM_URL`` (or the local default) in a fresh, time-stamped env."""
-    return VisdomPlotter(env=time.strftime("d2l-ignite-%Y%m%d-%H%M%S"), out_dir=out_dir)
+    return VisdomPlotter(env=new_env(), out_dir=out_dir)
 
 
 def train_ch13(

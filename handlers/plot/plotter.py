@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -12,10 +13,20 @@ from handlers.plot.png import save_png
 from handlers.plot.sender import Sender
 from handlers.plot.store import PlotStore
 
-__all__ = ["VisdomPlotter", "DEFAULT_URL"]
+__all__ = ["VisdomPlotter", "DEFAULT_URL", "server_url", "new_env"]
 
 DEFAULT_URL = "http://127.0.0.1:8097"
 Reader = Callable[[Engine], Any]
+
+
+def server_url(url: str | None = None) -> str:
+    """The one rule for which server to talk to: the argument, else ``$VISDOM_URL``, else the local default."""
+    return url or os.environ.get("VISDOM_URL", DEFAULT_URL)
+
+
+def new_env() -> str:
+    """A fresh, time-stamped env name per run, so runs never overwrite each other's plots."""
+    return time.strftime("d2l-ignite-%Y%m%d-%H%M%S")
 
 
 class VisdomPlotter:
@@ -38,7 +49,7 @@ class VisdomPlotter:
         max_queue: int = 10_000,
         min_interval: float = 0.5,
     ) -> None:
-        self.url = url or os.environ.get("VISDOM_URL", DEFAULT_URL)
+        self.url = server_url(url)
         self.env, self.out_dir, self.close_timeout = env, out_dir, close_timeout
         self.store = PlotStore()
         self.sender = Sender(self.store, self.url, env, connect_timeout=connect_timeout,
