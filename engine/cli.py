@@ -45,7 +45,29 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "for the run when none answers there)")
     p.add_argument("--keep-serving", action=argparse.BooleanOptionalAction, default=False,
                    help="after training, keep a server started for the run until Ctrl-C")
+    _add_training_features(p)
     p.set_defaults(func=_train)
+
+
+def _add_training_features(p: argparse.ArgumentParser) -> None:
+    from engine.schedules import SCHEDULES
+    from handlers.stopping import STOP_METRICS
+
+    g = p.add_argument_group("training features")
+    g.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision (fp16 adds loss scaling)")
+    g.add_argument("--accumulate", type=_positive_int, default=1, metavar="K",
+                   help="sum the gradients of K batches per update")
+    g.add_argument("--clip-grad", type=_positive_float, default=None, metavar="NORM",
+                   help="clip the gradient norm to NORM before each update")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--channels-last", action="store_true", help="channels_last memory format (conv nets)")
+    g.add_argument("--schedule", choices=SCHEDULES, default="none",
+                   help="learning-rate schedule, stepped per update and plotted")
+    g.add_argument("--early-stopping", type=_positive_int, default=None, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without improvement")
+    g.add_argument("--early-stopping-metric", choices=sorted(STOP_METRICS), default="test_acc")
+    g.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue from a checkpoint file or run folder (the new run gets its own folder)")
 
 
 def _add_visdom(sub: argparse._SubParsersAction) -> None:
@@ -111,16 +133,25 @@ def _train(args: argparse.Namespace) -> int:
 
     from engine.jobs import digits_loaders, digits_net
     from engine.run import plot_for_run
+    from engine.schedules import make_schedule
+    from handlers.checkpoint import find_checkpoint
     from engine.train import train_ch13
 
+    if args.resume is not None:
+        find_checkpoint(args.resume)  # a wrong path fails before a run folder is made
     torch.manual_seed(args.seed)
     devices = None if args.devices is None else [d.strip() for d in args.devices.split(",") if d.strip()]
     train_iter, test_iter = digits_loaders(args.batch_size, seed=args.seed)
     net = digits_net(args.model)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
+    schedule = make_schedule(args.schedule, optimizer, args.epochs * -(-len(train_iter) // args.accumulate))
     with plot_for_run(args.out, args.visdom, args.plot, args.keep_serving) as (plotter, out_dir):
         train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"), optimizer, args.epochs,
-                   devices, progress=args.progress, plot=plotter or False, out_dir=out_dir)
+                   devices, progress=args.progress, plot=plotter or False, out_dir=out_dir, checkpoint_dir=out_dir,
+                   amp=args.amp, accumulation_steps=args.accumulate, clip_grad_norm=args.clip_grad,
+                   compile=args.compile, channels_last=args.channels_last, lr_scheduler=schedule,
+                   plot_lr=schedule is not None, early_stopping=args.early_stopping,
+                   early_stopping_metric=args.early_stopping_metric, resume=args.resume)
     return 0
 
 

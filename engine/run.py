@@ -45,9 +45,17 @@ def plot_for_run(
     try:
         yield plotter, folder
     finally:
-        print(f"Run folder: {folder}", flush=True)
         if server is not None:
             _linger(server, env, folder, keep_serving)
+        _report(folder)
+
+
+def _report(folder: str) -> None:
+    """Name the run folder, or remove it when a run failed before writing anything into it."""
+    if os.path.isdir(folder) and not os.listdir(folder):
+        os.rmdir(folder)
+    else:
+        print(f"Run folder: {folder}", flush=True)
 
 
 def _linger(server: LocalVisdom, env: str, folder: str, keep_serving: bool) -> None:

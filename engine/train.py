@@ -11,6 +11,7 @@ from torch import nn
 from engine.checks import check_epochs, check_loader
 from engine.devices import place_model, resolve_devices
 from engine.factories import create_evaluator, create_trainer
+from engine.perf import optimize_model
 from handlers import (
     BookAccuracy,
     BookCadence,
@@ -22,7 +23,11 @@ from handlers import (
     attach_progress,
     wants_progress,
 )
+from handlers.cadence import epoch_fraction
+from handlers.checkpoint import RngState, attach_checkpoints, load_checkpoint
 from handlers.plot import new_env
+from handlers.schedule import attach_lr_scheduler, current_lr
+from handlers.stopping import attach_early_stopping
 
 __all__ = ["train_ch13", "attach_book_metrics", "default_plotter"]
 
@@ -53,6 +58,19 @@ def train_ch13(
     verbose: bool = True,
     plot: bool | VisdomPlotter = True,
     out_dir: str | None = None,
+    amp: str | None = None,
+    accumulation_steps: int = 1,
+    clip_grad_norm: float | None = None,
+    channels_last: bool = False,
+    compile: bool | dict[str, Any] = False,
+    lr_scheduler: Any = None,
+    scheduler_every: str = "iteration",
+    plot_lr: bool = False,
+    checkpoint_dir: str | None = None,
+    resume: str | None = None,
+    early_stopping: int | None = None,
+    early_stopping_metric: str = "test_acc",
+    handlers: Sequence[Callable[[Engine, Engine], Any]] = (),
 ) -> History:
     """Train like the book's ``train_ch13`` and print its two lines; return the per-epoch History.
 
@@ -60,21 +78,46 @@ def train_ch13(
     After training the caller's ``net`` sits on ``devices[0]`` in eval mode.
     ``plot=True`` streams the book's curves to Visdom (``$VISDOM_URL`` or 127.0.0.1:8097) from a
     background thread; with no server the points go to a replay log. ``out_dir`` also gets the PNG.
+    The keyword options are ``create_trainer``'s step options (``amp``, ``accumulation_steps``,
+    ``clip_grad_norm``, ``channels_last``, ``compile``) and handlers: an ``lr_scheduler`` stepped
+    every iteration or epoch, checkpoints in ``checkpoint_dir`` (every epoch and the best test acc),
+    ``resume`` from a checkpoint file or run folder, and ``early_stopping`` patience in epochs.
+    Each of ``handlers`` is called as ``f(trainer_engine, evaluator)`` to attach your own handlers.
     """
     num_epochs = check_epochs(num_epochs)
     check_loader("train_iter", train_iter)
     check_loader("test_iter", test_iter)
     devices = resolve_devices(devices)
-    model = place_model(net, devices)
+    model = optimize_model(place_model(net, devices), channels_last=channels_last, compile=compile)
 
-    engine = create_trainer(model, loss, trainer, devices[:1])
-    evaluator = create_evaluator(model, devices[:1])
-    attach_book_metrics(engine, devices[0])
+    engine = create_trainer(model, loss, trainer, devices[:1], amp=amp, accumulation_steps=accumulation_steps,
+                            clip_grad_norm=clip_grad_norm, channels_last=channels_last)
+    evaluator = create_evaluator(model, devices[:1], amp=amp, channels_last=channels_last,
+                                 loss=loss if early_stopping_metric == "test_loss" else None)
+    timer = attach_book_metrics(engine, devices[0])
     engine.add_event_handler(Events.EPOCH_COMPLETED, lambda _: evaluator.run(test_iter))
     history = History(devices=str(devices)).attach(engine, evaluator)
+    to_save: dict[str, Any] = {"model": net, "optimizer": trainer, "trainer": engine, "history": history,
+                               "timer": timer}
+    if engine.state.scaler is not None:
+        to_save["scaler"] = engine.state.scaler
+    if lr_scheduler is not None:
+        to_save["lr_scheduler"] = attach_lr_scheduler(engine, lr_scheduler, scheduler_every)
     plotter = default_plotter(out_dir) if plot is True else (plot or None)
     if plotter is not None:
-        attach_book_plot(plotter, engine, evaluator, num_epochs)
+        to_save["plot"] = attach_book_plot(plotter, engine, evaluator, num_epochs)
+        if plot_lr and lr_scheduler is not None:
+            plotter.attach(engine, Events.ITERATION_COMPLETED, {"lr": lambda _: current_lr(lr_scheduler)},
+                           x=epoch_fraction, window="lr")
+    for attach in handlers:
+        attach(engine, evaluator)
+    if early_stopping is not None:
+        to_save["early_stopping"] = attach_early_stopping(engine, evaluator, early_stopping, early_stopping_metric)
+    to_save["rng"] = RngState([train_iter]).attach(engine)  # after every handler that draws random numbers
+    if checkpoint_dir is not None:
+        attach_checkpoints(engine, to_save, checkpoint_dir, score=lambda _: evaluator.state.metrics["acc"])
+    if resume is not None:
+        _resume(resume, to_save, num_epochs)
     if wants_progress(progress):
         attach_progress(engine)
 
@@ -87,3 +130,12 @@ def train_ch13(
     if verbose:
         print(history.summary())
     return history
+
+
+def _resume(path: str, to_load: dict[str, Any], num_epochs: int) -> None:
+    """Load a checkpoint; what it lacks that this run adds (e.g. a plot) starts fresh."""
+    load_checkpoint(path, to_load, required=("model", "optimizer", "trainer"))
+    done = to_load["trainer"].state.epoch
+    if done >= num_epochs:
+        raise ValueError(f"the checkpoint {path} already completed {done} epochs; "
+                         f"pass num_epochs > {done} to train further")

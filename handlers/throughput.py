@@ -77,3 +77,11 @@ class StepTimer:
         self.seconds += self._epoch
         self._epoch = 0.0
         engine.state.metrics["examples/sec"] = self.examples_per_sec
+
+    def state_dict(self) -> dict[str, Any]:
+        """Totals so far, so a resumed run reports examples/sec over all its epochs."""
+        return {"seconds": self.seconds, "examples": self.examples, "epoch_seconds": list(self.epoch_seconds)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seconds, self.examples = float(state["seconds"]), int(state["examples"])
+        self.epoch_seconds = list(state["epoch_seconds"])

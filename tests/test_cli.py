@@ -43,12 +43,17 @@ def test_explicit_unreachable_url_writes_replay_log(tmp_path):
     (["train", "--devices", "tpu", "--no-plot"], "not a device name"),
     (["train", "--visdom", "http://:x", "--no-plot"], "malformed Visdom URL"),
     (["replay", "missing.log"], "No such file"),
+    (["train", "--accumulate", "0"], "--accumulate: expected a positive whole number"),
+    (["train", "--clip-grad", "nan"], "--clip-grad: expected a positive number"),
+    (["train", "--amp", "fp8"], "invalid choice"),
+    (["train", "--resume", "nowhere", "--no-plot"], "checkpoint nowhere does not exist"),
 ])
 def test_bad_arguments_exit_nonzero_without_traceback(tmp_path, args, message):
     done = cli(*args, "--out", str(tmp_path / "o")) if args[0] == "train" else cli(*args)
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "o").exists()  # a failed start leaves no run folder behind
 
 
 def test_existing_run_folder_is_never_overwritten(tmp_path):
@@ -58,3 +63,18 @@ def test_existing_run_folder_is_never_overwritten(tmp_path):
     done = cli("train", "--out", str(folder), "--no-plot")
     assert done.returncode == 2 and "already holds files" in done.stderr
     assert (folder / "curves.png").read_bytes() == b"earlier run"
+
+
+def test_features_and_resume_from_a_run_folder(tmp_path):
+    first = cli("train", "--epochs", "2", "--no-plot", "--out", str(tmp_path / "a"), "--amp", "bf16",
+                "--accumulate", "2", "--clip-grad", "5", "--schedule", "cosine", "--model", "mlp")
+    assert first.returncode == 0, first.stderr
+    assert {"last_checkpoint_2.pt"} <= set(os.listdir(tmp_path / "a"))
+    more = cli("train", "--epochs", "4", "--no-plot", "--out", str(tmp_path / "b"), "--resume", str(tmp_path / "a"),
+               "--model", "mlp", "--early-stopping", "5")
+    assert more.returncode == 0, more.stderr
+    assert sorted(n for n in os.listdir(tmp_path / "b") if n.startswith("last")) == ["last_checkpoint_4.pt"]
+    assert sorted(n for n in os.listdir(tmp_path / "a") if n.startswith("last")) == ["last_checkpoint_2.pt"]
+    again = cli("train", "--epochs", "4", "--no-plot", "--out", str(tmp_path / "c"), "--resume", str(tmp_path / "b"),
+                "--model", "mlp")
+    assert again.returncode == 2 and "already completed 4 epochs" in again.stderr

@@ -1,0 +1,152 @@
+"""Checkpoints through Ignite's ``Checkpoint`` + ``DiskSaver`` (atomic writes), the RNG state, and a safe load.
+
+Two files are kept in the folder: ``last_checkpoint_<epoch>.pt`` after every epoch and
+``best_checkpoint_<epoch>_test_acc=<score>.pt``. Each holds every object given (model, optimizer,
+scheduler, scaler, trainer state, history, plot record, RNG state), so a resumed run on the CPU
+continues exactly where the uninterrupted one would be.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver
+
+__all__ = ["RngState", "attach_checkpoints", "find_checkpoint", "load_checkpoint", "CheckpointError"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from: missing, corrupt, or from another model or run."""
+
+
+class RngState:
+    """The random streams a run draws from (torch, CUDA, the data loaders' generators) as a state_dict.
+
+    Attached to a trainer, it takes its snapshot at the end of each epoch, after the evaluation, and
+    then starts the next epoch's data iterator at once. Otherwise the exhausted iterator would draw
+    from the loader's generator when the next epoch asks for a batch, a draw a resumed run never
+    makes, and the resumed shuffle order would differ from the uninterrupted one.
+    """
+
+    def __init__(self, loaders: Iterable[Any] = ()) -> None:
+        self.generators = [g for g in (getattr(loader, "generator", None) for loader in loaders) if g is not None]
+        self._snapshot: dict[str, Any] | None = None
+
+    def attach(self, trainer: Engine) -> RngState:
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
+        return self
+
+    def _epoch_completed(self, trainer: Engine) -> None:
+        self._snapshot = self._capture()
+        state = trainer.state
+        if state.dataloader is not None and state.max_epochs is not None and state.epoch < state.max_epochs:
+            trainer.set_data(state.dataloader)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self._snapshot if self._snapshot is not None else self._capture()
+
+    def _capture(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state(), "generators": [g.get_state() for g in self.generators]}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._snapshot = dict(state)
+        torch.set_rng_state(state["torch"])
+        for g, s in zip(self.generators, state["generators"]):
+            g.set_state(s)
+        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _ReplacingSaver(DiskSaver):
+    """Ignite's atomic DiskSaver, but an old file goes only after its successor is on disk.
+
+    ``Checkpoint`` removes the file it replaces before writing the new one; a kill in between would
+    leave no checkpoint at all.
+    """
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(folder, require_empty=False, atomic=True)
+        self._doomed: list[str] = []
+
+    def remove(self, filename: str) -> None:
+        self._doomed.append(filename)
+
+    def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        super().__call__(checkpoint, filename, metadata)
+        while self._doomed:
+            super().remove(self._doomed.pop())
+
+
+def attach_checkpoints(
+    trainer: Engine, to_save: Mapping[str, Any], folder: str, score: Callable[[Engine], float] | None = None
+) -> list[Checkpoint]:
+    """Save ``to_save`` after every epoch (and at the best ``score``, higher is better) into ``folder``.
+
+    Attach last, so the files hold the epoch's evaluation, history and plot points.
+    """
+    handlers = [Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix="last", n_saved=1,
+                           global_step_transform=_epoch)]
+    if score is not None:
+        handlers.append(Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix="best", n_saved=1, score_function=score,
+                                   score_name="test_acc", global_step_transform=_epoch))
+    for handler in handlers:
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, handler)
+    return handlers
+
+
+def _epoch(engine: Engine, _event: Any) -> int:
+    return engine.state.epoch
+
+
+def find_checkpoint(path: str) -> str:
+    """A checkpoint file, or the newest ``last_checkpoint_*.pt`` in a run folder."""
+    if os.path.isdir(path):
+        found = glob.glob(os.path.join(path, "last_checkpoint_*.pt"))
+        if not found:
+            raise CheckpointError(f"no last_checkpoint_*.pt in {path}; pass the checkpoint file itself to resume")
+        return max(found, key=lambda f: int(re.findall(r"_(\d+)\.pt$", f)[0]))
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} does not exist; pass a checkpoint file or a run folder")
+    return path
+
+
+def load_checkpoint(path: str, to_load: Mapping[str, Any], required: Iterable[str] | None = None) -> dict[str, Any]:
+    """Load ``to_load`` from ``path`` (``weights_only=True``: a checkpoint cannot run code).
+
+    Entries named in ``required`` (default: all) must be in the file; others are loaded when present.
+    Raises ``CheckpointError`` naming what is wrong instead of a deep traceback, and before any
+    object is touched when the file lacks an entry or holds another model's weights.
+    """
+    path = find_checkpoint(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 -- torch.load fails on foreign bytes in many ways (KeyError, EOFError, ...)
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated, corrupt or another format: "
+                              f"{type(e).__name__}: {str(e)[:100]}); resume from an earlier one") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a d2l-ignite checkpoint")
+    missing = sorted(set(to_load if required is None else required) - set(state))
+    if missing:
+        raise CheckpointError(f"{path} has no {', '.join(missing)}; it was not written by this kind of run")
+    model = to_load.get("model")
+    if isinstance(model, torch.nn.Module):
+        _check_model(path, model, state["model"])
+    Checkpoint.load_objects({k: v for k, v in to_load.items() if k in state}, state)
+    return state
+
+
+def _check_model(path: str, model: torch.nn.Module, weights: Mapping[str, Any]) -> None:
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in weights.items() if isinstance(v, torch.Tensor)}
+    if own != theirs:
+        diff = sorted(set(own) ^ set(theirs)) or [k for k in own if own[k] != theirs.get(k)]
+        raise CheckpointError(f"{path} holds weights of another model (first difference: {diff[0]}); "
+                              "resume with the model that wrote it")
