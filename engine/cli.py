@@ -28,7 +28,12 @@ def _positive_float(text: str) -> float:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (default: a small CNN on the bundled digits, no download)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="cnn", choices=["cnn", "mlp"], help="network for the digits data")
+    p.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist"],
+                   help="digits: scikit-learn's bundled 8x8 digits (no download); fashion-mnist: torchvision's, "
+                   "read from --data-dir (downloaded there if missing)")
+    p.add_argument("--data-dir", default="../data", help="folder holding (or receiving) downloaded data sets")
+    p.add_argument("--model", default="cnn", choices=["cnn", "mlp", "lenet"],
+                   help="network (lenet: the book's LeNet-5, for 28x28 data)")
     p.add_argument("--epochs", type=_positive_int, default=10, help="number of epochs")
     p.add_argument("--lr", type=_positive_float, default=1e-2, help="Adam learning rate")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size")
@@ -131,7 +136,7 @@ def _train(args: argparse.Namespace) -> int:
     import torch
     from torch import nn
 
-    from engine.jobs import digits_loaders, digits_net
+    from engine.jobs import job_loaders, job_net
     from engine.run import plot_for_run
     from engine.schedules import make_schedule
     from handlers.checkpoint import find_checkpoint
@@ -141,8 +146,8 @@ def _train(args: argparse.Namespace) -> int:
         find_checkpoint(args.resume)  # a wrong path fails before a run folder is made
     torch.manual_seed(args.seed)
     devices = None if args.devices is None else [d.strip() for d in args.devices.split(",") if d.strip()]
-    train_iter, test_iter = digits_loaders(args.batch_size, seed=args.seed)
-    net = digits_net(args.model)
+    net = job_net(args.model, args.dataset)
+    train_iter, test_iter = job_loaders(args.dataset, args.batch_size, args.seed, args.data_dir)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     schedule = make_schedule(args.schedule, optimizer, args.epochs * -(-len(train_iter) // args.accumulate))
     with plot_for_run(args.out, args.visdom, args.plot, args.keep_serving) as (plotter, out_dir):

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 
-def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ, VISDOM_URL="http://127.0.0.1:1"))
+                          timeout=timeout, env=dict(os.environ, VISDOM_URL="http://127.0.0.1:1", **(env or {})))
 
 
 def test_default_train_reaches_97_percent_with_live_plots(tmp_path):
@@ -23,6 +23,7 @@ def test_default_train_reaches_97_percent_with_live_plots(tmp_path):
     assert re.search(r"[\d.]+ examples/sec on \[device\(type='cpu'\)\]", done.stdout)
     assert "Live plots: http://127.0.0.1:" in done.stdout
     assert (tmp_path / "run" / "curves.png").stat().st_size > 5000
+    assert {"last_checkpoint_10.pt"} <= set(os.listdir(tmp_path / "run"))
     saved = os.listdir(tmp_path / "run" / "visdom")
     assert any(name.startswith("d2l-ignite-") and name.endswith(".json") for name in saved)
 
@@ -78,3 +79,18 @@ def test_features_and_resume_from_a_run_folder(tmp_path):
     again = cli("train", "--epochs", "4", "--no-plot", "--out", str(tmp_path / "c"), "--resume", str(tmp_path / "b"),
                 "--model", "mlp")
     assert again.returncode == 2 and "already completed 4 epochs" in again.stderr
+
+
+def test_fashion_mnist_data_set_with_the_books_lenet(tmp_path):
+    import vision_data
+
+    vision_data.fashion_mnist(str(tmp_path / "data"))
+    done = cli("train", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "data"), "--model", "lenet",
+               "--lr", "0.9", "--epochs", "1", "--no-plot", "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"loss [\d.]+, train acc [\d.]+, test acc [\d.]+", done.stdout)
+    wrong = cli("train", "--model", "lenet", "--no-plot", "--out", str(tmp_path / "x"))
+    assert wrong.returncode == 2 and "lenet needs 28x28 images" in wrong.stderr
+    missing = cli("train", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "none"), "--no-plot",
+                  "--out", str(tmp_path / "y"), env={"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"})
+    assert missing.returncode == 2 and "could not be downloaded" in missing.stderr

@@ -1,0 +1,110 @@
+"""What every example shares: its command line, the book's download helper, weights files, and the run.
+
+Examples are scripts (``python examples/<name>.py --help``); they train through ``train_ch13`` only.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tarfile
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+from engine import train_ch13  # noqa: E402
+from engine.run import plot_for_run  # noqa: E402
+from handlers import History  # noqa: E402
+
+__all__ = ["DATA_URL", "example_parser", "download_extract", "load_weights", "run", "devices_of"]
+
+DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"  # the book's data hub
+
+
+def example_parser(description: str, *, epochs: int, batch_size: int, lr: float) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-dir", default="../data", help="where the data set is (or is downloaded to, as in the book)")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--devices", default=None, help="comma-separated, e.g. cuda:0,cuda:1 (default: all GPUs, else cpu)")
+    p.add_argument("--num-workers", type=int, default=4, help="DataLoader worker processes (the book uses 4)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split (smoke runs)")
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision")
+    p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<env>)")
+    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True, help="live Visdom plots")
+    p.add_argument("--visdom", default=None, metavar="URL", help="Visdom server (default: $VISDOM_URL or local)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
+    return p
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    for name in ("epochs", "batch_size", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be a positive whole number, got {value}")
+    if not args.lr > 0:
+        p.error(f"--lr must be positive, got {args.lr}")
+    return args
+
+
+def devices_of(args: argparse.Namespace) -> list[str] | None:
+    return None if args.devices is None else [d.strip() for d in args.devices.split(",") if d.strip()]
+
+
+def download_extract(url: str, sha1: str, data_dir: str, folder: str) -> str:
+    """``data_dir/folder`` if it is there, else the book's archive downloaded, checked and unpacked there."""
+    target = os.path.join(data_dir, folder)
+    if os.path.isdir(target):
+        return target
+    os.makedirs(data_dir, exist_ok=True)
+    archive = os.path.join(data_dir, url.split("/")[-1])
+    if not os.path.exists(archive):
+        print(f"Downloading {url} to {archive} ...", flush=True)
+        try:
+            urllib.request.urlretrieve(url, archive + ".part")
+        except OSError as e:
+            raise FileNotFoundError(f"{target} is missing and {url} could not be downloaded ({e}); "
+                                    "put the data there or pass --data-dir") from None
+        os.replace(archive + ".part", archive)
+    digest = hashlib.sha1(open(archive, "rb").read()).hexdigest()
+    if digest != sha1:
+        raise ValueError(f"{archive} has sha1 {digest}, expected {sha1}; delete it and download again")
+    opener = zipfile.ZipFile(archive) if archive.endswith(".zip") else tarfile.open(archive)
+    with opener as f:
+        f.extractall(data_dir)
+    return target
+
+
+def load_weights(net: nn.Module, path: str | None, what: str) -> bool:
+    """Load a local weights file (``weights_only=True``) into ``net``; False when none was given."""
+    if path is None:
+        return False
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if len(missing) == len(net.state_dict()):
+        raise ValueError(f"{path} holds no weights of {what}; pass the matching file")
+    print(f"Loaded {what} weights from {path} ({len(missing)} missing, {len(unexpected)} unused)", flush=True)
+    return True
+
+
+def run(args: argparse.Namespace, net: nn.Module, train_iter: Iterable, test_iter: Iterable,
+        loss: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer, **options: Any) -> History:
+    """``train_ch13`` in a fresh run folder with live plots, a PNG and checkpoints, as the main job does."""
+    with plot_for_run(args.out, args.visdom, args.plot) as (plotter, folder):
+        return train_ch13(net, train_iter, test_iter, loss, optimizer, args.epochs, devices_of(args),
+                          progress=args.progress, plot=plotter or False, out_dir=folder, checkpoint_dir=folder,
+                          amp=args.amp, channels_last=args.channels_last, compile=args.compile, **options)
+
+
+def subset(dataset: Any, limit: int | None) -> Any:
+    return dataset if limit is None else torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
