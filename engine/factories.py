@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from torch import nn
@@ -57,8 +58,9 @@ def create_trainer(
     amp = check_amp(amp)
     if scaler is None or scaler is True:
         scaler = make_scaler(device, amp) if scaler is None else torch.amp.GradScaler(device.type)
-    updater = Updater(optimizer, net.parameters(), scaler=scaler or None,
-                      accumulation_steps=accumulation_steps, clip_grad_norm=clip_grad_norm)
+    ddp = isinstance(net, nn.parallel.DistributedDataParallel)
+    updater = Updater(optimizer, net.parameters(), scaler=scaler or None, accumulation_steps=accumulation_steps,
+                      clip_grad_norm=clip_grad_norm, world_size=idist.get_world_size() if ddp else 1)
     model = optimize_model(net, channels_last=channels_last, compile=compile)
 
     def train_step(engine: Engine, batch: Any) -> Any:

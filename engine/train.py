@@ -4,12 +4,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
 from engine.checks import check_epochs, check_loader
 from engine.devices import place_model, resolve_devices
+from engine.distributed import (
+    attach_sampler_epoch,
+    describe_world,
+    distribute_model,
+    is_distributed,
+    is_main_process,
+    shard_loader,
+)
 from engine.factories import create_evaluator, create_trainer
 from engine.perf import optimize_model
 from handlers import (
@@ -71,6 +80,7 @@ def train_ch13(
     early_stopping: int | None = None,
     early_stopping_metric: str = "test_acc",
     handlers: Sequence[Callable[[Engine, Engine], Any]] = (),
+    distributed: bool | None = None,
 ) -> History:
     """Train like the book's ``train_ch13`` and print its two lines; return the per-epoch History.
 
@@ -83,12 +93,21 @@ def train_ch13(
     every iteration or epoch, checkpoints in ``checkpoint_dir`` (every epoch and the best test acc),
     ``resume`` from a checkpoint file or run folder, and ``early_stopping`` patience in epochs.
     Each of ``handlers`` is called as ``f(trainer_engine, evaluator)`` to attach your own handlers.
+    Under ``torchrun`` / ``idist.Parallel`` (``distributed=None`` detects it) the net is wrapped in DDP,
+    the loaders are sharded, figures are global, and only rank 0 prints, plots and saves.
     """
     num_epochs = check_epochs(num_epochs)
     check_loader("train_iter", train_iter)
     check_loader("test_iter", test_iter)
-    devices = resolve_devices(devices)
-    model = optimize_model(place_model(net, devices), channels_last=channels_last, compile=compile)
+    if is_distributed() if distributed is None else distributed:
+        devices = [idist.device()]
+        model = distribute_model(net)
+        train_iter, test_iter = shard_loader(train_iter, True), shard_loader(test_iter, False)
+    else:
+        devices = resolve_devices(devices)
+        model = place_model(net, devices)
+    model = optimize_model(model, channels_last=channels_last, compile=compile)
+    main = is_main_process()
 
     engine = create_trainer(model, loss, trainer, devices[:1], amp=amp, accumulation_steps=accumulation_steps,
                             clip_grad_norm=clip_grad_norm, channels_last=channels_last)
@@ -96,14 +115,15 @@ def train_ch13(
                                  loss=loss if early_stopping_metric == "test_loss" else None)
     timer = attach_book_metrics(engine, devices[0])
     engine.add_event_handler(Events.EPOCH_COMPLETED, lambda _: evaluator.run(test_iter))
-    history = History(devices=str(devices)).attach(engine, evaluator)
+    attach_sampler_epoch(engine, train_iter)
+    history = History(devices=describe_world() if is_distributed() else str(devices)).attach(engine, evaluator)
     to_save: dict[str, Any] = {"model": net, "optimizer": trainer, "trainer": engine, "history": history,
                                "timer": timer}
     if engine.state.scaler is not None:
         to_save["scaler"] = engine.state.scaler
     if lr_scheduler is not None:
         to_save["lr_scheduler"] = attach_lr_scheduler(engine, lr_scheduler, scheduler_every)
-    plotter = default_plotter(out_dir) if plot is True else (plot or None)
+    plotter = (default_plotter(out_dir) if plot is True else (plot or None)) if main else None
     if plotter is not None:
         to_save["plot"] = attach_book_plot(plotter, engine, evaluator, num_epochs)
         if plot_lr and lr_scheduler is not None:
@@ -117,8 +137,8 @@ def train_ch13(
     if checkpoint_dir is not None:
         attach_checkpoints(engine, to_save, checkpoint_dir, score=lambda _: evaluator.state.metrics["acc"])
     if resume is not None:
-        _resume(resume, to_save, num_epochs)
-    if wants_progress(progress):
+        _resume(resume, to_save, num_epochs, len(train_iter) if hasattr(train_iter, "__len__") else None)
+    if main and wants_progress(progress):
         attach_progress(engine)
 
     try:
@@ -127,15 +147,22 @@ def train_ch13(
         if plotter is not None:
             plotter.close()
     net.eval()
-    if verbose:
+    if verbose and main:
         print(history.summary())
     return history
 
 
-def _resume(path: str, to_load: dict[str, Any], num_epochs: int) -> None:
-    """Load a checkpoint; what it lacks that this run adds (e.g. a plot) starts fresh."""
+def _resume(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length: int | None) -> None:
+    """Load a checkpoint; what it lacks that this run adds (e.g. a plot) starts fresh.
+
+    A checkpoint from another world size had another number of batches an epoch: the trainer's
+    counters are re-based on this run's loader (checkpoints are taken at epoch ends).
+    """
     load_checkpoint(path, to_load, required=("model", "optimizer", "trainer"))
-    done = to_load["trainer"].state.epoch
+    state = to_load["trainer"].state
+    if epoch_length is not None and state.epoch_length != epoch_length:
+        state.epoch_length, state.iteration = epoch_length, state.epoch * epoch_length
+    done = state.epoch
     if done >= num_epochs:
         raise ValueError(f"the checkpoint {path} already completed {done} epochs; "
                          f"pass num_epochs > {done} to train further")

@@ -24,6 +24,7 @@ class Updater:
         scaler: torch.amp.GradScaler | None = None,
         accumulation_steps: int = 1,
         clip_grad_norm: float | None = None,
+        world_size: int = 1,
     ) -> None:
         if not isinstance(accumulation_steps, int) or isinstance(accumulation_steps, bool) or accumulation_steps < 1:
             raise ValueError(f"accumulation_steps must be a whole number >= 1, got {accumulation_steps!r}")
@@ -34,6 +35,7 @@ class Updater:
         self.k, self.clip = accumulation_steps, clip_grad_norm
         self.pending = 0  # batches whose gradients wait for a step
         self.mean = False  # whether the last objective was a mean (then divided by k)
+        self.world = world_size  # DDP averages gradients over processes; a sum objective undoes that
 
     def backward(self, objective: torch.Tensor, is_mean: bool) -> None:
         if self.pending == 0:
@@ -41,6 +43,8 @@ class Updater:
         self.mean = is_mean and self.k > 1
         if self.mean:
             objective = objective / self.k
+        elif not is_mean and self.world > 1:
+            objective = objective * self.world
         (self.scaler.scale(objective) if self.scaler is not None else objective).backward()
         self.pending += 1
 

@@ -43,5 +43,8 @@ class History:
         return {k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the figures; ``devices`` stays this run's (a resumed run may use other devices)."""
         for key, value in state.items():
+            if key == "devices":
+                continue
             setattr(self, key, list(value) if isinstance(value, list) else value)

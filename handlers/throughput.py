@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
@@ -35,7 +36,8 @@ class StepTimer:
         self._t0 = 0.0
         self._epoch = 0.0  # timed seconds in the current epoch (CPU clock)
         self.seconds = 0.0  # timed seconds over every epoch so far
-        self.examples = 0  # examples over every epoch so far
+        self.examples = 0  # examples over every epoch so far (all processes)
+        self._epoch_examples = 0
         self.epoch_seconds: list[float] = []
 
     def attach(self, engine: Engine) -> StepTimer:
@@ -64,7 +66,7 @@ class StepTimer:
             self._pending.append((self._begin, self._event()))
         else:
             self._epoch += time.perf_counter() - self._t0
-        self.examples += self._examples(engine.state.output)
+        self._epoch_examples += self._examples(engine.state.output)
 
     def _epoch_completed(self, engine: Engine) -> None:
         if self._pending:
@@ -73,9 +75,14 @@ class StepTimer:
             for pair in self._pending:
                 self._pool.extend(pair)
             self._pending.clear()
-        self.epoch_seconds.append(self._epoch)
-        self.seconds += self._epoch
-        self._epoch = 0.0
+        examples, seconds = self._epoch_examples, self._epoch
+        if idist.get_world_size() > 1:  # processes run side by side: their examples add, the slowest sets the time
+            examples = int(idist.all_reduce(examples))
+            seconds = float(idist.all_reduce(seconds, op="MAX"))
+        self.epoch_seconds.append(seconds)
+        self.seconds += seconds
+        self.examples += examples
+        self._epoch, self._epoch_examples = 0.0, 0
         engine.state.metrics["examples/sec"] = self.examples_per_sec
 
     def state_dict(self) -> dict[str, Any]:

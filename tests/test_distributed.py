@@ -1,0 +1,78 @@
+"""DDP on CPU with gloo: global figures equal a single process's, rank 0 alone speaks, checkpoints move
+between world sizes, and the README's torchrun command runs."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+JOB = os.path.join(os.path.dirname(__file__), "ddp_job.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def job(out, nproc, epochs, *args):
+    done = subprocess.run([sys.executable, JOB, str(out), str(nproc), str(epochs), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    out = tmp_path_factory.mktemp("one")
+    job(out, 1, 3)
+    return out
+
+
+def test_two_gloo_processes_print_the_single_process_figures(single, tmp_path):
+    job(tmp_path, 2, 3)
+    one = (single / "rank0.txt").read_text().splitlines()
+    two = (tmp_path / "rank0.txt").read_text().splitlines()
+    assert two[0] == one[0]  # loss, train acc, test acc to the printed digits
+    assert re.fullmatch(r"[\d.]+ examples/sec on \[device\(type='cpu'\)\] x 2 processes \(gloo\)", two[1])
+    assert (tmp_path / "rank1.txt").read_text() == ""  # only rank 0 prints
+    assert (tmp_path / "plots0" / "visdom-replay.log").exists() and not (tmp_path / "plots1").exists()
+    a, b = torch.load(single / "final.pt"), torch.load(tmp_path / "final.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)  # DDP's gradient average of sums
+
+
+def test_checkpoint_from_two_processes_resumes_in_one(tmp_path):
+    job(tmp_path, 2, 2)
+    ck = tmp_path / "ck"
+    assert sorted(n for n in os.listdir(ck) if n.startswith("last")) == ["last_checkpoint_2.pt"]
+    state = torch.load(ck / "last_checkpoint_2.pt", weights_only=True)
+    assert state["trainer"]["epoch_length"] == 8  # 8 global batches of 64, each 2 x 32
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    job(resumed, 1, 3, "--resume", ck)
+    lines = (resumed / "rank0.txt").read_text().splitlines()
+    assert re.match(r"loss [\d.]+, train acc [\d.]+, test acc [\d.]+", lines[0])
+    assert lines[1].endswith("[device(type='cpu')]")
+    after = torch.load(resumed / "ck" / "last_checkpoint_3.pt", weights_only=True)
+    assert after["trainer"]["iteration"] == 3 * 8 and len(after["history"]["test_acc"]) == 3
+
+
+def test_readme_torchrun_command(tmp_path):
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    command = re.search(r"^(torchrun --nproc-per-node 2 -m engine.cli train.*)$", readme, re.M).group(1)
+    args = command.split()
+    args[0] = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    done = subprocess.run([*args, "--epochs", "2", "--no-plot", "--out", str(tmp_path / "run")], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(re.findall(r"loss [\d.]+, train acc", done.stdout)) == 1
+    assert "x 2 processes (gloo)" in done.stdout
+    assert (tmp_path / "run" / "last_checkpoint_2.pt").exists()
+
+
+def test_cli_spawns_processes_itself(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "train", "--nproc-per-node", "2", "--epochs", "1",
+                           "--model", "mlp", "--no-plot", "--out", str(tmp_path / "run")], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("examples/sec on") == 1 and "x 2 processes (gloo)" in done.stdout
