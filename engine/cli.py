@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, RuntimeError) as e:
+    except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as e:
         print(f"d2l-ignite {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

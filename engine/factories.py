@@ -13,7 +13,7 @@ from engine.checks import check_optimizer
 from engine.devices import resolve_devices
 from engine.perf import autocast, check_amp, make_scaler, optimize_model, to_channels_last
 from engine.update import Updater
-from engine.step import OutputTransform, batch_stats, default_output, prepare_batch, reduce_loss, set_mode
+from engine.step import OutputTransform, batch_stats, compute_loss, default_output, prepare_batch, reduce_loss, set_mode
 from handlers.metrics import BookAccuracy, BookLoss
 
 __all__ = ["create_trainer", "create_evaluator", "evaluate_accuracy_gpu", "evaluate_accuracy", "model_device"]
@@ -70,7 +70,7 @@ def create_trainer(
         set_mode(net, True)
         with autocast(device, amp):
             y_hat = model(X)
-            loss_sum, objective = reduce_loss(loss(y_hat, y), y, loss)
+            loss_sum, objective = reduce_loss(compute_loss(loss, y_hat, y), y, loss)
         updater.backward(objective, objective is not loss_sum)
         updater.after_batch(engine)
         return output_transform(X, y, y_hat, batch_stats(y_hat, y, loss_sum))
@@ -109,7 +109,7 @@ def create_evaluator(
         set_mode(net, False)
         with torch.no_grad(), autocast(device, amp):
             y_hat = model(X)
-            loss_sum = reduce_loss(loss(y_hat, y), y, loss)[0] if loss is not None else None
+            loss_sum = reduce_loss(compute_loss(loss, y_hat, y), y, loss)[0] if loss is not None else None
         return output_transform(X, y, y_hat, batch_stats(y_hat, y, loss_sum))
 
     evaluator = Engine(eval_step)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["prepare_batch", "correct_count", "reduce_loss", "Stats", "OutputTransform"]
+__all__ = ["prepare_batch", "correct_count", "compute_loss", "reduce_loss", "Stats", "OutputTransform"]
 
 Stats = dict[str, Any]
 OutputTransform = Callable[[Any, torch.Tensor, torch.Tensor, Stats], Any]
@@ -57,6 +57,22 @@ def correct_count(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             )
         y_hat = y_hat.reshape(y.shape)
     return (y_hat.to(y.dtype) == y).sum()
+
+
+def compute_loss(loss: Callable[..., torch.Tensor], y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``loss(y_hat, y)``, with an error that names the shapes, dtypes and the likely fix when it fails."""
+    try:
+        return loss(y_hat, y)
+    except (RuntimeError, ValueError, IndexError, TypeError) as e:
+        got = (f"predictions {tuple(y_hat.shape)} {str(y_hat.dtype).removeprefix('torch.')} and labels "
+               f"{tuple(y.shape)} {str(y.dtype).removeprefix('torch.')}")
+        if y_hat.shape[:1] != y.shape[:1]:
+            hint = "the model's output batch size must equal the labels' (check the model's last layer)"
+        elif y.is_floating_point() and isinstance(loss, (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss)):
+            hint = "class labels must be whole numbers (torch.long); convert them in the dataset, e.g. y.long()"
+        else:
+            hint = "check that the loss fits the model's output and the labels' shape and dtype"
+        raise ValueError(f"the loss failed on {got}: {str(e).splitlines()[0]}; {hint}") from None
 
 
 def reduce_loss(l: torch.Tensor, y: torch.Tensor, loss: Callable[..., torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,7 @@
 """``train_ch13``: the book's function, composed from two Engines and handlers."""
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from handlers import (
 )
 from handlers.cadence import epoch_fraction
 from handlers.checkpoint import RngState, attach_checkpoints, load_checkpoint
+from handlers.guards import Interrupt, NonFiniteGuard
 from handlers.plot import new_env
 from handlers.schedule import attach_lr_scheduler, current_lr
 from handlers.stopping import attach_early_stopping
@@ -134,8 +136,10 @@ def train_ch13(
     if early_stopping is not None:
         to_save["early_stopping"] = attach_early_stopping(engine, evaluator, early_stopping, early_stopping_metric)
     to_save["rng"] = RngState([train_iter]).attach(engine)  # after every handler that draws random numbers
-    if checkpoint_dir is not None:
-        attach_checkpoints(engine, to_save, checkpoint_dir, score=lambda _: evaluator.state.metrics["acc"])
+    guard = NonFiniteGuard().attach(engine)  # before the checkpoints: a nan epoch never overwrites a good file
+    saved = {} if checkpoint_dir is None else attach_checkpoints(
+        engine, to_save, checkpoint_dir, score=lambda _: evaluator.state.metrics["acc"])
+    interrupt = Interrupt(saved.get("interrupted")).attach(engine)
     if resume is not None:
         _resume(resume, to_save, num_epochs, len(train_iter) if hasattr(train_iter, "__len__") else None)
     if main and wants_progress(progress):
@@ -144,12 +148,31 @@ def train_ch13(
     try:
         engine.run(train_iter, max_epochs=num_epochs)
     finally:
+        interrupt.restore()
         if plotter is not None:
             plotter.close()
     net.eval()
-    if verbose and main:
+    if guard.iteration is not None:
+        raise FloatingPointError(guard.message(_last_file(saved.get("last"))))
+    if verbose and main and history.train_loss:
         print(history.summary())
+    if interrupt.requested:
+        _stopped_by_user(engine, saved.get("interrupted"))
     return history
+
+
+def _last_file(checkpoint: Any) -> str | None:
+    return None if checkpoint is None or checkpoint.last_checkpoint is None else str(
+        checkpoint.save_handler.dirname / checkpoint.last_checkpoint)
+
+
+def _stopped_by_user(engine: Engine, checkpoint: Any) -> None:
+    at = f"epoch {engine.state.epoch}, iteration {engine.state.iteration}"
+    path = _last_file(checkpoint)
+    how = (f"saved {path}; continue with resume={path!r} (CLI: --resume {path}); the rest of that epoch sees a "
+           "fresh shuffle" if path else "no checkpoint_dir was given, nothing was saved")
+    print(f"Interrupted at {at}: {how}", file=sys.stderr, flush=True)
+    raise KeyboardInterrupt(f"interrupted at {at}")
 
 
 def _resume(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length: int | None) -> None:

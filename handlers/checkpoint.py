@@ -7,12 +7,15 @@ continues exactly where the uninterrupted one would be.
 """
 from __future__ import annotations
 
+import errno
 import glob
 import os
-import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
@@ -80,25 +83,66 @@ class _ReplacingSaver(DiskSaver):
         self._doomed.append(filename)
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
-        super().__call__(checkpoint, filename, metadata)
+        try:
+            super().__call__(checkpoint, filename, metadata)
+        except OSError as e:
+            raise OSError(e.errno, f"writing checkpoint {filename} in {self.dirname} failed ({e.strerror or e}); "
+                          "the previous checkpoint is kept. Free some space or choose another folder") from e
         while self._doomed:
             super().remove(self._doomed.pop())
 
 
+def check_folder(folder: str, need_bytes: int) -> None:
+    """Fail before training when checkpoints could not be written: a file in the way, no write
+    permission, or less free space than two checkpoints need (the old one stays until the new is on disk)."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise NotADirectoryError(f"checkpoint folder {folder} is a file; choose a folder path")
+    made = not os.path.exists(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+        free = shutil.disk_usage(folder).free
+        if free < 2 * need_bytes:
+            raise OSError(errno.ENOSPC, f"not enough free space in {folder} for checkpoints: about "
+                          f"{2 * need_bytes / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free; free some space or "
+                          "choose another folder")
+    except OSError as e:
+        if made and os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)  # leave nothing behind for a run that never started
+        if e.errno == errno.ENOSPC:
+            raise
+        raise PermissionError(f"checkpoint folder {folder} is not writable ({e.strerror or e}); "
+                              "choose another folder") from None
+
+
+def checkpoint_size(to_save: Mapping[str, Any]) -> int:
+    """A generous estimate of a checkpoint's bytes: the model's tensors three times (weights and
+    optimizer moments) plus a megabyte for the rest."""
+    model = to_save.get("model")
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values()) if model is not None else 0
+    return 3 * weights + 1_000_000
+
+
 def attach_checkpoints(
     trainer: Engine, to_save: Mapping[str, Any], folder: str, score: Callable[[Engine], float] | None = None
-) -> list[Checkpoint]:
+) -> dict[str, Checkpoint]:
     """Save ``to_save`` after every epoch (and at the best ``score``, higher is better) into ``folder``.
 
-    Attach last, so the files hold the epoch's evaluation, history and plot points.
+    Attach last, so the files hold the epoch's evaluation, history and plot points. The returned
+    ``"interrupted"`` handler is not attached: call it to save mid-epoch (Ctrl-C).
     """
-    handlers = [Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix="last", n_saved=1,
-                           global_step_transform=_epoch)]
+    if idist.get_rank() == 0:  # only rank 0 writes (Ignite's DiskSaver)
+        check_folder(folder, checkpoint_size(to_save))
+    handlers = {"last": Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix="last", n_saved=1,
+                                   global_step_transform=_epoch)}
     if score is not None:
-        handlers.append(Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix="best", n_saved=1, score_function=score,
+        handlers["best"] = (Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix="best", n_saved=1, score_function=score,
                                    score_name="test_acc", global_step_transform=_epoch))
-    for handler in handlers:
+    for handler in handlers.values():
         trainer.add_event_handler(Events.EPOCH_COMPLETED, handler)
+    handlers["interrupted"] = Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix="interrupted",
+                                         n_saved=1, global_step_transform=lambda e, _: e.state.iteration)
     return handlers
 
 
@@ -107,12 +151,13 @@ def _epoch(engine: Engine, _event: Any) -> int:
 
 
 def find_checkpoint(path: str) -> str:
-    """A checkpoint file, or the newest ``last_checkpoint_*.pt`` in a run folder."""
+    """A checkpoint file, or a run folder's newest ``last_`` (epoch end) or ``interrupted_`` (Ctrl-C) file."""
     if os.path.isdir(path):
-        found = glob.glob(os.path.join(path, "last_checkpoint_*.pt"))
+        found = glob.glob(os.path.join(path, "last_checkpoint_*.pt")) + glob.glob(
+            os.path.join(path, "interrupted_checkpoint_*.pt"))
         if not found:
             raise CheckpointError(f"no last_checkpoint_*.pt in {path}; pass the checkpoint file itself to resume")
-        return max(found, key=lambda f: int(re.findall(r"_(\d+)\.pt$", f)[0]))
+        return max(found, key=os.path.getmtime)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist; pass a checkpoint file or a run folder")
     return path

@@ -8,14 +8,14 @@ import threading
 import requests
 
 
-def window(url: str, env: str, win: str) -> dict:
-    r = requests.post(f"{url}/win_data", data=json.dumps({"eid": env, "win": win}), timeout=10)
+def window(url: str, env: str, win: str, session: requests.Session | None = None) -> dict:
+    r = (session or requests).post(f"{url}/win_data", data=json.dumps({"eid": env, "win": win}), timeout=10)
     r.raise_for_status()
     return json.loads(r.text)
 
 
-def trace_counts(url: str, env: str, win: str) -> dict[str, int]:
-    return {t["name"]: len(t["x"]) for t in window(url, env, win)["content"]["data"]}
+def trace_counts(url: str, env: str, win: str, session: requests.Session | None = None) -> dict[str, int]:
+    return {t["name"]: len(t["x"]) for t in window(url, env, win, session)["content"]["data"]}
 
 
 class HungServer:

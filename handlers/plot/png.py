@@ -26,8 +26,9 @@ def save_png(store: PlotStore, path: str) -> str:
                         marker="o" if len(points) == 1 else None)
         ax.set_title(opts.get("title", name))
         ax.set_xlabel(opts.get("xlabel", ""))
-        if "xtickmin" in opts and "xtickmax" in opts:
-            ax.set_xlim(opts["xtickmin"], opts["xtickmax"])
+        if "xtickmin" in opts and "xtickmax" in opts:  # one epoch: 1..1 would be an empty range
+            lo, hi = opts["xtickmin"], opts["xtickmax"]
+            ax.set_xlim(min(lo, hi - 1), hi)
         if "ytickmin" in opts and "ytickmax" in opts:
             ax.set_ylim(opts["ytickmin"], opts["ytickmax"])
         ax.grid(True, alpha=0.3)

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import secrets
 import time
 import warnings
 
@@ -89,6 +90,8 @@ class LocalVisdom:
         if self.login:
             args.append("-enable_login")
             env["VISDOM_USE_ENV_CREDENTIALS"] = "1"
+            env.setdefault("VISDOM_COOKIE", secrets.token_hex(32))  # signs the session cookie; never printed
+            os.makedirs(os.path.expanduser("~/.visdom"), exist_ok=True)  # where visdom keeps that secret
         self._log = open(os.path.join(self.env_path, "server.log"), "ab")
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                         stdin=subprocess.DEVNULL, start_new_session=True)

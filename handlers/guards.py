@@ -1,0 +1,92 @@
+"""Two ways a run stops early and loses nothing: a non-finite loss, and Ctrl-C.
+
+``NonFiniteGuard`` keeps the first bad iteration in a device tensor (a tiny kernel a batch, no host
+sync) and reads it where the book's figures are read anyway; on a bad loss it terminates the trainer
+before the epoch's checkpoint could overwrite the last good one. ``Interrupt`` turns the first
+Ctrl-C into ``trainer.terminate()`` at the end of the current step (a second one stops at once).
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+
+from handlers.cadence import BOOK_POINTS
+
+__all__ = ["NonFiniteGuard", "Interrupt"]
+
+
+class NonFiniteGuard:
+    def __init__(self) -> None:
+        self._first: torch.Tensor | None = None  # 0 while every loss was finite
+        self.iteration: int | None = None  # the first iteration whose loss was nan or inf
+        self.epoch: int | None = None
+
+    def attach(self, trainer: Engine, check: Any = BOOK_POINTS) -> NonFiniteGuard:
+        """Watch every step; look at ``check`` (default: the book's plot points, also each epoch's end)."""
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._watch)
+        trainer.add_event_handler(check, self._check)
+        return self
+
+    def _watch(self, engine: Engine) -> None:
+        loss = engine.state.output["loss"]
+        if self._first is None:
+            self._first = torch.zeros((), dtype=torch.long, device=loss.device)
+        bad = ~torch.isfinite(loss) & (self._first == 0)
+        self._first = torch.where(bad, torch.full_like(self._first, engine.state.iteration), self._first)
+
+    def _check(self, engine: Engine) -> None:
+        first = int(self._first) if self._first is not None else 0
+        if first and self.iteration is None:
+            self.iteration = first
+            n = engine.state.epoch_length
+            self.epoch = (first - 1) // n + 1 if n else engine.state.epoch
+            engine.terminate()
+
+    def message(self, checkpoint: str | None) -> str:
+        kept = f"; the last good checkpoint is kept: {checkpoint}" if checkpoint else ""
+        return (f"the loss became nan or inf at iteration {self.iteration} (epoch {self.epoch}); training "
+                f"stopped{kept}. Lower the learning rate, clip gradients (clip_grad_norm / --clip-grad), "
+                "or check the data for nan values")
+
+
+class Interrupt:
+    """First Ctrl-C: finish the step, run the ``on_stop`` callback (a checkpoint), end the run cleanly."""
+
+    def __init__(self, on_stop: Callable[[Engine], Any] | None = None) -> None:
+        self.on_stop = on_stop
+        self.requested = False
+        self._previous: Any = None
+
+    def attach(self, trainer: Engine) -> Interrupt:
+        trainer.add_event_handler(Events.STARTED, self._install)
+        trainer.add_event_handler(Events.TERMINATE, self._stopped)
+        trainer.add_event_handler(Events.COMPLETED, self.restore)
+        return self
+
+    def _install(self, trainer: Engine) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread; elsewhere Ctrl-C keeps Python's default
+        self._previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum: int, frame: Any) -> None:
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            trainer.terminate()
+
+        signal.signal(signal.SIGINT, handler)
+
+    def _stopped(self, trainer: Engine) -> None:
+        if self.requested and self.on_stop is not None:
+            self.on_stop(trainer)
+
+    def restore(self, trainer: Engine | None = None) -> None:
+        """Give Ctrl-C back to the program; call it in a ``finally`` (a failed run never reaches COMPLETED)."""
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
