@@ -23,7 +23,8 @@ from engine import train_ch13  # noqa: E402
 from engine.run import plot_for_run  # noqa: E402
 from handlers import History  # noqa: E402
 
-__all__ = ["DATA_URL", "example_parser", "download_extract", "load_weights", "run", "devices_of"]
+__all__ = ["DATA_URL", "example_parser", "download_extract", "given_or_downloaded", "load_weights", "run",
+           "devices_of"]
 
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"  # the book's data hub
 
@@ -83,6 +84,18 @@ def download_extract(url: str, sha1: str, data_dir: str, folder: str) -> str:
     with opener as f:
         f.extractall(data_dir)
     return target
+
+
+def given_or_downloaded(given: str | None, hub: tuple[str, str], data_dir: str, folder: str, tag: str,
+                        fallback: str) -> str | None:
+    """A path the user gave, else the book's download; offline, None and a message saying ``fallback``."""
+    if given is not None:
+        return given
+    try:
+        return download_extract(*hub, data_dir, folder)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"[{tag}] {e}; {fallback}", flush=True)
+        return None
 
 
 def load_weights(net: nn.Module, path: str | None, what: str) -> bool:
