@@ -1,10 +1,9 @@
-"""``python -m bench [plot] [--quick]``: run the benchmarks."""
+"""``python -m bench [compare|plot] [--quick] [--device cuda]``: run the benchmarks (default: compare)."""
 import sys
 
-from bench import plot_overhead
+from bench import compare, plot_overhead
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    if argv and argv[0] == "plot":
-        argv = argv[1:]
-    plot_overhead.main(argv)
+    command = argv.pop(0) if argv and argv[0] in ("compare", "plot") else "compare"
+    (plot_overhead.main if command == "plot" else compare.main)(argv)

@@ -71,6 +71,8 @@ def _add_features(p: argparse.ArgumentParser) -> None:
                    help="clip the gradient norm to NORM before each update")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--channels-last", action="store_true", help="channels_last memory format (conv nets)")
+    g.add_argument("--fast", action="store_true",
+                   help="the fast path: on a GPU bf16, channels_last, fused optimizer, CUDA graphs; on CPU compile")
     g.add_argument("--schedule", choices=SCHEDULES, default="none",
                    help="learning-rate schedule, stepped per update and plotted")
     g.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
@@ -146,7 +148,7 @@ def _train(local_rank: int, args: argparse.Namespace) -> int:
         train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"), optimizer, args.epochs,
                    devices, progress=args.progress, plot=plotter or False, out_dir=out_dir, checkpoint_dir=out_dir,
                    amp=args.amp, accumulation_steps=args.accumulate, clip_grad_norm=args.clip_grad,
-                   compile=args.compile, channels_last=args.channels_last, lr_scheduler=schedule,
+                   compile=args.compile, channels_last=args.channels_last, fast=args.fast, lr_scheduler=schedule,
                    plot_lr=schedule is not None, early_stopping=args.early_stopping,
                    early_stopping_metric=args.early_stopping_metric, resume=args.resume)
     return 0

@@ -11,7 +11,7 @@ from torch import nn
 
 from engine.checks import check_optimizer
 from engine.devices import resolve_devices
-from engine.perf import autocast, check_amp, make_scaler, optimize_model, to_channels_last
+from engine.perf import autocast, check_amp, fast_options, make_scaler, optimize_model, to_channels_last
 from engine.update import Updater
 from engine.step import OutputTransform, batch_stats, compute_loss, default_output, prepare_batch, reduce_loss, set_mode
 from handlers.metrics import BookAccuracy, BookLoss
@@ -44,6 +44,7 @@ def create_trainer(
     clip_grad_norm: float | None = None,
     channels_last: bool = False,
     compile: bool | dict[str, Any] = False,
+    fast: bool = False,
 ) -> Engine:
     """An Engine whose step is the book's ``train_batch_ch13``, with the step options of a modern loop.
 
@@ -52,9 +53,15 @@ def create_trainer(
     ``amp`` is ``"bf16"`` or ``"fp16"`` (fp16 gets a GradScaler, kept in ``engine.state.scaler`` for
     checkpoints); ``accumulation_steps`` sums k batches' gradients per update; ``clip_grad_norm``
     bounds the gradient norm before each update; ``channels_last`` / ``compile`` speed up conv nets.
+    ``fast=True`` picks them for the device (see ``fast_options``); options given explicitly win.
     """
     check_optimizer(optimizer, net)
     device = model_device(net, devices)
+    if fast:
+        chosen = fast_options(device, net, optimizer)
+        amp = amp or chosen.get("amp")
+        channels_last = channels_last or chosen.get("channels_last", False)
+        compile = compile or chosen.get("compile", False)
     amp = check_amp(amp)
     if scaler is None or scaler is True:
         scaler = make_scaler(device, amp) if scaler is None else torch.amp.GradScaler(device.type)

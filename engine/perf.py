@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["AMP_DTYPES", "check_amp", "autocast", "make_scaler", "optimize_model", "to_channels_last"]
+__all__ = ["AMP_DTYPES", "check_amp", "autocast", "make_scaler", "optimize_model", "to_channels_last", "fast_options"]
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -48,3 +48,21 @@ def to_channels_last(X: Any) -> Any:
     if isinstance(X, list):
         return [to_channels_last(x) for x in X]
     return X
+
+
+def fast_options(device: torch.device, net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """What ``fast=True`` turns on, for this device and net.
+
+    On a GPU: bf16 autocast, channels_last for conv nets, the fused optimizer kernel where the
+    optimizer has one, and ``torch.compile(mode="reduce-overhead")`` (CUDA graphs): at the book's sizes
+    the step is bound by launch and Python overhead, which graphs remove. On a CPU only compile helps
+    (bf16 convolutions are slower there than fp32).
+    """
+    if device.type != "cuda":
+        return {"compile": True}
+    for group in optimizer.param_groups:
+        if "fused" in group and not group.get("foreach"):  # Adam, AdamW, SGD, ...: one kernel for all params
+            group["fused"] = True
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"amp": amp, "channels_last": has_conv, "compile": {"mode": "reduce-overhead"}}

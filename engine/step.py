@@ -11,17 +11,18 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["prepare_batch", "correct_count", "compute_loss", "reduce_loss", "Stats", "OutputTransform"]
+__all__ = ["move", "prepare_batch", "correct_count", "compute_loss", "reduce_loss", "Stats", "OutputTransform"]
 
 Stats = dict[str, Any]
 OutputTransform = Callable[[Any, torch.Tensor, torch.Tensor, Stats], Any]
 
 
-def _move(x: Any, device: torch.device | None, non_blocking: bool) -> Any:
+def move(x: Any, device: torch.device | None, non_blocking: bool) -> Any:
+    """A tensor, or a (nested) list of tensors, on ``device``; lists stay lists."""
     if isinstance(x, torch.Tensor):
         return x if device is None else x.to(device, non_blocking=non_blocking)
     if isinstance(x, (list, tuple)):
-        return [_move(e, device, non_blocking) for e in x]
+        return [move(e, device, non_blocking) for e in x]
     raise TypeError(f"a batch input must be a tensor or a list of tensors, got {type(x).__name__}")
 
 
@@ -36,7 +37,7 @@ def prepare_batch(batch: Any, device: torch.device | None = None, non_blocking: 
     X, y = batch
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"labels y must be a tensor, got {type(y).__name__}; convert them in the dataset")
-    return _move(X, device, non_blocking), _move(y, device, non_blocking)
+    return move(X, device, non_blocking), move(y, device, non_blocking)
 
 
 def correct_count(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

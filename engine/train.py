@@ -21,7 +21,8 @@ from engine.distributed import (
     shard_loader,
 )
 from engine.factories import create_evaluator, create_trainer
-from engine.perf import optimize_model
+from engine.perf import fast_options, optimize_model
+from engine.prefetch import DevicePrefetcher
 from handlers import (
     BookAccuracy,
     BookCadence,
@@ -83,6 +84,7 @@ def train_ch13(
     early_stopping_metric: str = "test_acc",
     handlers: Sequence[Callable[[Engine, Engine], Any]] = (),
     distributed: bool | None = None,
+    fast: bool = False,
 ) -> History:
     """Train like the book's ``train_ch13`` and print its two lines; return the per-epoch History.
 
@@ -97,6 +99,8 @@ def train_ch13(
     Each of ``handlers`` is called as ``f(trainer_engine, evaluator)`` to attach your own handlers.
     Under ``torchrun`` / ``idist.Parallel`` (``distributed=None`` detects it) the net is wrapped in DDP,
     the loaders are sharded, figures are global, and only rank 0 prints, plots and saves.
+    ``fast=True`` is the one-switch fast path (bf16, channels_last, fused optimizer, CUDA graphs on a GPU).
+    On a GPU the next training batch is copied on a side stream while the current one trains.
     """
     num_epochs = check_epochs(num_epochs)
     check_loader("train_iter", train_iter)
@@ -108,8 +112,14 @@ def train_ch13(
     else:
         devices = resolve_devices(devices)
         model = place_model(net, devices)
+    if fast:
+        chosen = fast_options(devices[0], net, trainer)
+        amp, channels_last = amp or chosen.get("amp"), channels_last or chosen.get("channels_last", False)
+        compile = compile or chosen.get("compile", False)
     model = optimize_model(model, channels_last=channels_last, compile=compile)
     main = is_main_process()
+    if devices[0].type == "cuda":
+        train_iter = DevicePrefetcher(train_iter, devices[0])
 
     engine = create_trainer(model, loss, trainer, devices[:1], amp=amp, accumulation_steps=accumulation_steps,
                             clip_grad_norm=clip_grad_norm, channels_last=channels_last)

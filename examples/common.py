@@ -41,6 +41,7 @@ def example_parser(description: str, *, epochs: int, batch_size: int, lr: float)
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--fast", action="store_true", help="bf16, channels_last, fused optimizer, CUDA graphs (GPU)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<env>)")
     p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True, help="live Visdom plots")
     p.add_argument("--visdom", default=None, metavar="URL", help="Visdom server (default: $VISDOM_URL or local)")
@@ -116,7 +117,8 @@ def run(args: argparse.Namespace, net: nn.Module, train_iter: Iterable, test_ite
     with plot_for_run(args.out, args.visdom, args.plot) as (plotter, folder):
         return train_ch13(net, train_iter, test_iter, loss, optimizer, args.epochs, devices_of(args),
                           progress=args.progress, plot=plotter or False, out_dir=folder, checkpoint_dir=folder,
-                          amp=args.amp, channels_last=args.channels_last, compile=args.compile, **options)
+                          amp=args.amp, channels_last=args.channels_last, compile=args.compile, fast=args.fast,
+                          **options)
 
 
 def subset(dataset: Any, limit: int | None) -> Any:

@@ -72,7 +72,7 @@ def test_features_and_resume_from_a_run_folder(tmp_path):
     assert first.returncode == 0, first.stderr
     assert {"last_checkpoint_2.pt"} <= set(os.listdir(tmp_path / "a"))
     more = cli("train", "--epochs", "4", "--no-plot", "--out", str(tmp_path / "b"), "--resume", str(tmp_path / "a"),
-               "--model", "mlp", "--early-stopping", "5")
+               "--model", "mlp", "--early-stopping", "5", "--fast")
     assert more.returncode == 0, more.stderr
     assert sorted(n for n in os.listdir(tmp_path / "b") if n.startswith("last")) == ["last_checkpoint_4.pt"]
     assert sorted(n for n in os.listdir(tmp_path / "a") if n.startswith("last")) == ["last_checkpoint_2.pt"]

@@ -186,3 +186,31 @@ def test_bad_options_are_named(digits, kw, message):
         return
     with pytest.raises((ValueError, TypeError), match=message):
         quiet(net, tr, te, torch.optim.SGD(net.parameters(), 0.1), 1, **kw)
+
+
+def test_fast_path_choices_per_device(monkeypatch):
+    from engine import fast_options
+
+    net = small_cnn()
+    opt = torch.optim.Adam(net.parameters())
+    assert fast_options(torch.device("cpu"), net, opt) == {"compile": True}
+    assert all(not g["fused"] for g in opt.param_groups)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    chosen = fast_options(torch.device("cuda"), net, opt)
+    assert chosen == {"amp": "bf16", "channels_last": True, "compile": {"mode": "reduce-overhead"}}
+    assert all(g["fused"] for g in opt.param_groups)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    assert fast_options(torch.device("cuda"), mlp, torch.optim.SGD(mlp.parameters(), 0.1))["channels_last"] is False
+
+
+def test_prefetcher_is_a_transparent_loader_on_cpu(digits):
+    from engine import DevicePrefetcher
+
+    X, y = digits
+    loader = DataLoader(TensorDataset(X[:50], y[:50]), 16, shuffle=True, generator=torch.Generator().manual_seed(0))
+    wrapped = DevicePrefetcher(loader, "cpu")
+    assert len(wrapped) == 4 and wrapped.generator is loader.generator and wrapped.sampler is loader.sampler
+    loader.generator.manual_seed(1)
+    first = [b[1].tolist() for b in wrapped]
+    loader.generator.manual_seed(1)
+    assert first == [b[1].tolist() for b in loader]
