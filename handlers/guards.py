@@ -1,8 +1,8 @@
 """Two ways a run stops early and loses nothing: a non-finite loss, and Ctrl-C.
 
-``NonFiniteGuard`` keeps the first bad iteration in a device tensor (a tiny kernel a batch, no host
-sync) and reads it where the book's figures are read anyway; on a bad loss it terminates the trainer
-before the epoch's checkpoint could overwrite the last good one. ``Interrupt`` turns the first
+``NonFiniteGuard`` only keeps a reference to each step's loss (no kernel, no host sync) and looks at
+them where the book's figures are read anyway (one sync there); on a bad loss it names the first bad
+iteration and terminates the trainer before the epoch's checkpoint could overwrite the last good one. ``Interrupt`` turns the first
 Ctrl-C into ``trainer.terminate()`` at the end of the current step (a second one stops at once).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["NonFiniteGuard", "Interrupt"]
 
 class NonFiniteGuard:
     def __init__(self) -> None:
-        self._first: torch.Tensor | None = None  # 0 while every loss was finite
+        self._window: list[tuple[int, torch.Tensor]] = []  # (iteration, loss) since the last look
         self.iteration: int | None = None  # the first iteration whose loss was nan or inf
         self.epoch: int | None = None
 
@@ -33,19 +33,20 @@ class NonFiniteGuard:
         return self
 
     def _watch(self, engine: Engine) -> None:
-        loss = engine.state.output["loss"]
-        if self._first is None:
-            self._first = torch.zeros((), dtype=torch.long, device=loss.device)
-        bad = ~torch.isfinite(loss) & (self._first == 0)
-        self._first = torch.where(bad, torch.full_like(self._first, engine.state.iteration), self._first)
+        self._window.append((engine.state.iteration, engine.state.output["loss"]))
 
     def _check(self, engine: Engine) -> None:
-        first = int(self._first) if self._first is not None else 0
-        if first and self.iteration is None:
-            self.iteration = first
-            n = engine.state.epoch_length
-            self.epoch = (first - 1) // n + 1 if n else engine.state.epoch
-            engine.terminate()
+        if not self._window or self.iteration is not None:
+            return
+        finite = torch.isfinite(torch.stack([loss.reshape(()) for _, loss in self._window])).tolist()
+        if all(finite):
+            self._window.clear()
+            return
+        self.iteration = self._window[finite.index(False)][0]
+        n = engine.state.epoch_length
+        self.epoch = (self.iteration - 1) // n + 1 if n else engine.state.epoch
+        self._window.clear()
+        engine.terminate()
 
     def message(self, checkpoint: str | None) -> str:
         kept = f"; the last good checkpoint is kept: {checkpoint}" if checkpoint else ""
