@@ -167,7 +167,7 @@ def train_ch13(
     if verbose and main and history.train_loss:
         print(history.summary())
     if interrupt.requested:
-        _stopped_by_user(engine, saved.get("interrupted"))
+        _stopped_by_user(engine, saved.get("interrupted"), main)
     return history
 
 
@@ -176,12 +176,13 @@ def _last_file(checkpoint: Any) -> str | None:
         checkpoint.save_handler.dirname / checkpoint.last_checkpoint)
 
 
-def _stopped_by_user(engine: Engine, checkpoint: Any) -> None:
+def _stopped_by_user(engine: Engine, checkpoint: Any, speak: bool) -> None:
     at = f"epoch {engine.state.epoch}, iteration {engine.state.iteration}"
     path = _last_file(checkpoint)
     how = (f"saved {path}; continue with resume={path!r} (CLI: --resume {path}); the rest of that epoch sees a "
            "fresh shuffle" if path else "no checkpoint_dir was given, nothing was saved")
-    print(f"Interrupted at {at}: {how}", file=sys.stderr, flush=True)
+    if speak:
+        print(f"Interrupted at {at}: {how}", file=sys.stderr, flush=True)
     raise KeyboardInterrupt(f"interrupted at {at}")
 
 

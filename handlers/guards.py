@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
@@ -36,13 +37,17 @@ class NonFiniteGuard:
         self._window.append((engine.state.iteration, engine.state.output["loss"]))
 
     def _check(self, engine: Engine) -> None:
-        if not self._window or self.iteration is not None:
+        if self.iteration is not None:
             return
-        finite = torch.isfinite(torch.stack([loss.reshape(()) for _, loss in self._window])).tolist()
-        if all(finite):
+        finite = torch.isfinite(torch.stack([loss.reshape(()) for _, loss in self._window])).tolist() \
+            if self._window else []
+        bad = not all(finite)
+        if idist.get_world_size() > 1:  # every process stops at the same point, or the others hang in DDP
+            bad = bool(idist.all_reduce(int(bad), op="MAX"))
+        if not bad:
             self._window.clear()
             return
-        self.iteration = self._window[finite.index(False)][0]
+        self.iteration = self._window[finite.index(False)][0] if False in finite else engine.state.iteration
         n = engine.state.epoch_length
         self.epoch = (self.iteration - 1) // n + 1 if n else engine.state.epoch
         self._window.clear()
@@ -65,6 +70,7 @@ class Interrupt:
 
     def attach(self, trainer: Engine) -> Interrupt:
         trainer.add_event_handler(Events.STARTED, self._install)
+        trainer.add_event_handler(BOOK_POINTS, self._agree)
         trainer.add_event_handler(Events.TERMINATE, self._stopped)
         trainer.add_event_handler(Events.COMPLETED, self.restore)
         return self
@@ -78,9 +84,16 @@ class Interrupt:
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
-            trainer.terminate()
+            if idist.get_world_size() == 1:
+                trainer.terminate()  # under DDP the processes agree first, at the next book point
 
         signal.signal(signal.SIGINT, handler)
+
+    def _agree(self, trainer: Engine) -> None:
+        """Under DDP: stop together once any process was asked to (torchrun signals each one)."""
+        if idist.get_world_size() > 1 and idist.all_reduce(int(self.requested), op="MAX"):
+            self.requested = True
+            trainer.terminate()
 
     def _stopped(self, trainer: Engine) -> None:
         if self.requested and self.on_stop is not None:

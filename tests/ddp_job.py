@@ -12,6 +12,7 @@ import sys
 
 import ignite.distributed as idist
 import torch
+from ignite.engine import Events
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -32,14 +33,26 @@ def run(local_rank: int, args: argparse.Namespace) -> None:
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     out = io.StringIO()
     rank = idist.get_rank()
+    poison = []
+    if args.poison_rank0_at and rank == 0:  # a nan batch on one process only
+        poison = [lambda tr, _: tr.add_event_handler(Events.ITERATION_STARTED(once=args.poison_rank0_at), _nan)]
     with contextlib.redirect_stdout(out):
-        train_ch13(net, train, test, nn.CrossEntropyLoss(reduction="none"), torch.optim.SGD(net.parameters(), 0.01),
-                   args.epochs, plot=True, progress=False, out_dir=os.path.join(args.out, f"plots{rank}"),
-                   checkpoint_dir=os.path.join(args.out, "ck"), resume=args.resume)
+        try:
+            train_ch13(net, train, test, nn.CrossEntropyLoss(reduction="none"),
+                       torch.optim.SGD(net.parameters(), 0.01), args.epochs, plot=True, progress=False,
+                       out_dir=os.path.join(args.out, f"plots{rank}"), checkpoint_dir=os.path.join(args.out, "ck"),
+                       resume=args.resume, handlers=poison)
+        except FloatingPointError as e:
+            print(e)
     with open(os.path.join(args.out, f"rank{rank}.txt"), "w") as f:
         f.write(out.getvalue())
     if rank == 0:
         torch.save(net.state_dict(), os.path.join(args.out, "final.pt"))
+
+
+def _nan(engine) -> None:
+    X, y = engine.state.batch
+    engine.state.batch = (torch.full_like(X, float("nan")), y)
 
 
 def main() -> None:
@@ -48,6 +61,7 @@ def main() -> None:
     p.add_argument("nproc", type=int)
     p.add_argument("epochs", type=int)
     p.add_argument("--resume", default=None)
+    p.add_argument("--poison-rank0-at", type=int, default=None)
     args = p.parse_args()
     os.environ["VISDOM_URL"] = "http://127.0.0.1:9"  # nobody listens: a plotting rank leaves a replay log
     if args.nproc == 1:

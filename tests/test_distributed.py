@@ -57,6 +57,33 @@ def test_checkpoint_from_two_processes_resumes_in_one(tmp_path):
     assert after["trainer"]["iteration"] == 3 * 8 and len(after["history"]["test_acc"]) == 3
 
 
+def test_nan_on_one_process_stops_every_process_at_the_same_iteration(tmp_path):
+    job(tmp_path, 2, 3, "--poison-rank0-at", 11)  # returns: no process is left waiting in an all-reduce
+    for rank in (0, 1):
+        assert "nan or inf at iteration 11 (epoch 2)" in (tmp_path / f"rank{rank}.txt").read_text()
+    assert sorted(n for n in os.listdir(tmp_path / "ck") if n.startswith("last")) == ["last_checkpoint_1.pt"]
+
+
+def test_sampler_epoch_changes_the_shuffle():
+    from ignite.engine import Engine
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from engine.distributed import attach_sampler_epoch
+
+    def epochs(set_epoch: bool) -> list:
+        loader = DataLoader(list(range(16)), 4, sampler=DistributedSampler(list(range(16)), num_replicas=2, rank=0))
+        orders = []
+        engine = Engine(lambda e, b: orders.append(b.tolist()))
+        if set_epoch:
+            attach_sampler_epoch(engine, loader)
+        engine.run(loader, max_epochs=2)
+        return [sum(orders[:2], []), sum(orders[2:], [])]
+
+    fixed, moving = epochs(False), epochs(True)
+    assert fixed[0] == fixed[1]  # without set_epoch every epoch repeats the first one's order
+    assert moving[0] == fixed[0] and moving[1] != moving[0] and len(set(moving[1])) == 8
+
+
 def test_readme_torchrun_command(tmp_path):
     readme = open(os.path.join(ROOT, "README.md")).read()
     command = re.search(r"^(torchrun --nproc-per-node 2 -m engine.cli train.*)$", readme, re.M).group(1)
