@@ -60,9 +60,10 @@ def fast_options(device: torch.device, net: torch.nn.Module, optimizer: torch.op
     """
     if device.type != "cuda":
         return {"compile": True}
-    for group in optimizer.param_groups:
-        if "fused" in group and not group.get("foreach"):  # Adam, AdamW, SGD, ...: one kernel for all params
-            group["fused"] = True
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)):  # their CUDA fused kernels
+        for group in optimizer.param_groups:
+            if not group.get("foreach") and not group.get("differentiable"):
+                group["fused"] = True
     has_conv = any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
     amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return {"amp": amp, "channels_last": has_conv, "compile": {"mode": "reduce-overhead"}}

@@ -201,6 +201,9 @@ def test_fast_path_choices_per_device(monkeypatch):
     assert all(g["fused"] for g in opt.param_groups)
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
     assert fast_options(torch.device("cuda"), mlp, torch.optim.SGD(mlp.parameters(), 0.1))["channels_last"] is False
+    adagrad = torch.optim.Adagrad(mlp.parameters())  # its fused kernel is CPU-only: left alone
+    fast_options(torch.device("cuda"), mlp, adagrad)
+    assert not any(g.get("fused") for g in adagrad.param_groups)
 
 
 def test_prefetcher_is_a_transparent_loader_on_cpu(digits):
