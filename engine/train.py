@@ -172,8 +172,8 @@ def train_ch13(
 
 
 def _last_file(checkpoint: Any) -> str | None:
-    return None if checkpoint is None or checkpoint.last_checkpoint is None else str(
-        checkpoint.save_handler.dirname / checkpoint.last_checkpoint)
+    """The file a checkpoint handler wrote last (Ignite's ``last_checkpoint`` already includes its folder)."""
+    return None if checkpoint is None or checkpoint.last_checkpoint is None else str(checkpoint.last_checkpoint)
 
 
 def _stopped_by_user(engine: Engine, checkpoint: Any, speak: bool) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -71,12 +72,14 @@ def poison(engine):
     engine.state.batch = (torch.full_like(X, float("nan")), y)
 
 
-def test_nan_loss_stops_naming_the_iteration_and_keeps_the_good_checkpoint(digits, tmp_path):
+@pytest.mark.parametrize("where", ["absolute", "relative"])
+def test_nan_loss_stops_naming_the_iteration_and_keeps_the_good_checkpoint(digits, tmp_path, where):
+    folder = tmp_path if where == "absolute" else pathlib.Path("ck")  # tests run inside tmp_path
     with pytest.raises(FloatingPointError, match=r"nan or inf at iteration 13 \(epoch 2\)") as e:
-        run(digits, tmp_path, 3, [at(13, poison)])
-    good = tmp_path / "last_checkpoint_1.pt"
-    assert str(good) in str(e.value)
-    assert sorted(n for n in os.listdir(tmp_path) if n.startswith("last")) == ["last_checkpoint_1.pt"]
+        run(digits, folder, 3, [at(13, poison)])
+    good = folder / "last_checkpoint_1.pt"
+    assert f"checkpoint is kept: {good}." in str(e.value)
+    assert sorted(n for n in os.listdir(folder) if n.startswith("last")) == ["last_checkpoint_1.pt"]
     weights = torch.load(good, weights_only=True)["model"]
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
 
