@@ -11,7 +11,7 @@ from torch import nn
 
 from engine.checks import check_optimizer
 from engine.devices import resolve_devices
-from engine.perf import autocast, check_amp, fast_options, make_scaler, optimize_model, to_channels_last
+from engine.perf import autocast, check_amp, make_scaler, optimize_model, resolve_fast, to_channels_last
 from engine.update import Updater
 from engine.step import OutputTransform, batch_stats, compute_loss, default_output, prepare_batch, reduce_loss, set_mode
 from handlers.metrics import BookAccuracy, BookLoss
@@ -57,11 +57,7 @@ def create_trainer(
     """
     check_optimizer(optimizer, net)
     device = model_device(net, devices)
-    if fast:
-        chosen = fast_options(device, net, optimizer)
-        amp = amp or chosen.get("amp")
-        channels_last = channels_last or chosen.get("channels_last", False)
-        compile = compile or chosen.get("compile", False)
+    amp, channels_last, compile = resolve_fast(fast, device, net, optimizer, amp, channels_last, compile)
     amp = check_amp(amp)
     if scaler is None or scaler is True:
         scaler = make_scaler(device, amp) if scaler is None else torch.amp.GradScaler(device.type)

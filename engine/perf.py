@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["AMP_DTYPES", "check_amp", "autocast", "make_scaler", "optimize_model", "to_channels_last", "fast_options"]
+__all__ = ["AMP_DTYPES", "check_amp", "autocast", "make_scaler", "optimize_model", "to_channels_last", "fast_options", "resolve_fast"]
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -67,3 +67,15 @@ def fast_options(device: torch.device, net: torch.nn.Module, optimizer: torch.op
     has_conv = any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
     amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return {"amp": amp, "channels_last": has_conv, "compile": {"mode": "reduce-overhead"}}
+
+
+def resolve_fast(
+    fast: bool, device: torch.device, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    amp: str | None, channels_last: bool, compile: bool | dict[str, Any],
+) -> tuple[str | None, bool, bool | dict[str, Any]]:
+    """``(amp, channels_last, compile)`` after ``fast``: its choices fill in what was not given explicitly."""
+    if not fast:
+        return amp, channels_last, compile
+    chosen = fast_options(device, net, optimizer)
+    return amp or chosen.get("amp"), channels_last or chosen.get("channels_last", False), compile or chosen.get(
+        "compile", False)

@@ -21,7 +21,7 @@ from engine.distributed import (
     shard_loader,
 )
 from engine.factories import create_evaluator, create_trainer
-from engine.perf import fast_options, optimize_model
+from engine.perf import optimize_model, resolve_fast
 from engine.prefetch import DevicePrefetcher
 from handlers import (
     BookAccuracy,
@@ -112,10 +112,7 @@ def train_ch13(
     else:
         devices = resolve_devices(devices)
         model = place_model(net, devices)
-    if fast:
-        chosen = fast_options(devices[0], net, trainer)
-        amp, channels_last = amp or chosen.get("amp"), channels_last or chosen.get("channels_last", False)
-        compile = compile or chosen.get("compile", False)
+    amp, channels_last, compile = resolve_fast(fast, devices[0], net, trainer, amp, channels_last, compile)
     model = optimize_model(model, channels_last=channels_last, compile=compile)
     main = is_main_process()
     if devices[0].type == "cuda":

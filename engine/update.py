@@ -53,16 +53,15 @@ class Updater:
         n = engine.state.epoch_length
         last = n is not None and engine.state.iteration % n == 0
         if self.pending >= self.k or last:
-            self.step()
-            engine.state.optimizer_steps += 1
+            self.step(engine)
 
     def flush(self, engine: Engine) -> None:
         """At epoch end, step on what is left (an iterable of unknown length ends the epoch unannounced)."""
         if self.pending:
-            self.step()
-            engine.state.optimizer_steps += 1
+            self.step(engine)
 
-    def step(self) -> None:
+    def step(self, engine: Engine) -> None:
+        """One optimizer update from the pending gradients, counted in ``engine.state.optimizer_steps``."""
         if self.mean and self.pending < self.k:  # a short last group: its mean counts fully
             for p in self.params:
                 if p.grad is not None:
@@ -77,3 +76,4 @@ class Updater:
         else:
             self.optimizer.step()
         self.pending = 0
+        engine.state.optimizer_steps += 1
