@@ -9,7 +9,7 @@ import argparse
 import contextlib
 import os
 
-__all__ = ["add_train", "positive_int", "positive_float"]
+__all__ = ["add_train", "positive_int", "positive_float", "device_list"]
 
 
 def positive_int(text: str) -> int:
@@ -29,6 +29,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+def device_list(text: str) -> list[str]:
+    """``cuda:0,cuda:1`` -> ``["cuda:0", "cuda:1"]``; the names are checked by ``resolve_devices``."""
+    return [d.strip() for d in text.split(",") if d.strip()]
+
+
 def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (default: a small CNN on the bundled digits, no download)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -41,7 +46,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=positive_int, default=10, help="number of epochs")
     p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate")
     p.add_argument("--batch-size", type=positive_int, default=64, help="training batch size (global, over all processes)")
-    p.add_argument("--devices", default=None,
+    p.add_argument("--devices", type=device_list, default=None,
                    help="comma-separated devices, e.g. cpu or cuda:0,cuda:1 (default: all GPUs, else cpu)")
     p.add_argument("--seed", type=int, default=0, help="random seed for the split, shuffling and init")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -134,7 +139,6 @@ def _train(local_rank: int, args: argparse.Namespace) -> int:
     from engine.train import train_ch13
 
     torch.manual_seed(args.seed)
-    devices = None if args.devices is None else [d.strip() for d in args.devices.split(",") if d.strip()]
     net = job_net(args.model, args.dataset)
     train_iter, test_iter = job_loaders(args.dataset, args.batch_size, args.seed, args.data_dir)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
@@ -146,7 +150,7 @@ def _train(local_rank: int, args: argparse.Namespace) -> int:
         if idist.get_world_size() > 1:
             out_dir = idist.broadcast(out_dir, src=0, safe_mode=True)
         train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"), optimizer, args.epochs,
-                   devices, progress=args.progress, plot=plotter or False, out_dir=out_dir, checkpoint_dir=out_dir,
+                   args.devices, progress=args.progress, plot=plotter or False, out_dir=out_dir, checkpoint_dir=out_dir,
                    amp=args.amp, accumulation_steps=args.accumulate, clip_grad_norm=args.clip_grad,
                    compile=args.compile, channels_last=args.channels_last, fast=args.fast, lr_scheduler=schedule,
                    plot_lr=schedule is not None, early_stopping=args.early_stopping,

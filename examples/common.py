@@ -20,11 +20,11 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from engine import train_ch13  # noqa: E402
+from engine.cli_train import device_list, positive_float, positive_int  # noqa: E402
 from engine.run import plot_for_run  # noqa: E402
 from handlers import History  # noqa: E402
 
-__all__ = ["DATA_URL", "example_parser", "download_extract", "given_or_downloaded", "load_weights", "run",
-           "devices_of"]
+__all__ = ["DATA_URL", "example_parser", "download_extract", "given_or_downloaded", "run", "subset"]
 
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"  # the book's data hub
 
@@ -32,12 +32,12 @@ DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"  # the book's data hub
 def example_parser(description: str, *, epochs: int, batch_size: int, lr: float) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", default="../data", help="where the data set is (or is downloaded to, as in the book)")
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=batch_size)
-    p.add_argument("--lr", type=float, default=lr)
-    p.add_argument("--devices", default=None, help="comma-separated, e.g. cuda:0,cuda:1 (default: all GPUs, else cpu)")
+    p.add_argument("--epochs", type=positive_int, default=epochs)
+    p.add_argument("--batch-size", type=positive_int, default=batch_size)
+    p.add_argument("--lr", type=positive_float, default=lr)
+    p.add_argument("--devices", type=device_list, default=None, help="comma-separated, e.g. cuda:0,cuda:1 (default: all GPUs, else cpu)")
     p.add_argument("--num-workers", type=int, default=4, help="DataLoader worker processes (the book uses 4)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N examples of each split (smoke runs)")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N examples of each split (smoke runs)")
     p.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -47,20 +47,6 @@ def example_parser(description: str, *, epochs: int, batch_size: int, lr: float)
     p.add_argument("--visdom", default=None, metavar="URL", help="Visdom server (default: $VISDOM_URL or local)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
     return p
-
-
-def check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
-    for name in ("epochs", "batch_size", "limit"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            p.error(f"--{name.replace('_', '-')} must be a positive whole number, got {value}")
-    if not args.lr > 0:
-        p.error(f"--lr must be positive, got {args.lr}")
-    return args
-
-
-def devices_of(args: argparse.Namespace) -> list[str] | None:
-    return None if args.devices is None else [d.strip() for d in args.devices.split(",") if d.strip()]
 
 
 def download_extract(url: str, sha1: str, data_dir: str, folder: str) -> str:
@@ -99,23 +85,11 @@ def given_or_downloaded(given: str | None, hub: tuple[str, str], data_dir: str, 
         return None
 
 
-def load_weights(net: nn.Module, path: str | None, what: str) -> bool:
-    """Load a local weights file (``weights_only=True``) into ``net``; False when none was given."""
-    if path is None:
-        return False
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if len(missing) == len(net.state_dict()):
-        raise ValueError(f"{path} holds no weights of {what}; pass the matching file")
-    print(f"Loaded {what} weights from {path} ({len(missing)} missing, {len(unexpected)} unused)", flush=True)
-    return True
-
-
 def run(args: argparse.Namespace, net: nn.Module, train_iter: Iterable, test_iter: Iterable,
         loss: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer, **options: Any) -> History:
     """``train_ch13`` in a fresh run folder with live plots, a PNG and checkpoints, as the main job does."""
     with plot_for_run(args.out, args.visdom, args.plot) as (plotter, folder):
-        return train_ch13(net, train_iter, test_iter, loss, optimizer, args.epochs, devices_of(args),
+        return train_ch13(net, train_iter, test_iter, loss, optimizer, args.epochs, args.devices,
                           progress=args.progress, plot=plotter or False, out_dir=folder, checkpoint_dir=folder,
                           amp=args.amp, channels_last=args.channels_last, compile=args.compile, fast=args.fast,
                           **options)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from common import check_args, example_parser, run
+from common import example_parser, run
 from engine.jobs import fashion_mnist_loaders, lenet
 
 
 def main(argv: list[str] | None = None) -> None:
     p = example_parser(__doc__.splitlines()[0], epochs=10, batch_size=256, lr=0.9)
-    args = check_args(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     train_iter, test_iter = fashion_mnist_loaders(args.batch_size, args.data_dir, num_workers=args.num_workers,
                                                   limit=args.limit)
     net = lenet()

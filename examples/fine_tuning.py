@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common import DATA_URL, check_args, download_extract, example_parser, run, subset
+from common import DATA_URL, download_extract, example_parser, run, subset
 from vision import imagenet_resnet18
 
 HOTDOG = (DATA_URL + "hotdog.zip", "fba480ffa8aa7e0febbb511d181409f899b9baa5")
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     p = example_parser(__doc__.splitlines()[0], epochs=5, batch_size=128, lr=5e-5)
     p.add_argument("--weights", default=None, help="a local resnet18 ImageNet state_dict file (.pth)")
     p.add_argument("--scratch", action="store_true", help="the from-scratch variant: random init, one lr (5e-4)")
-    args = check_args(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     if args.scratch and p.get_default("lr") == args.lr:
         args.lr = 5e-4
     train_iter, test_iter = hotdog_loaders(args.data_dir, args.batch_size, args.num_workers, args.limit)

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common import check_args, example_parser, run, subset
+from common import example_parser, run, subset
 from vision import cifar10, init_xavier, resnet18
 
 
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     p = example_parser(__doc__.splitlines()[0], epochs=10, batch_size=256, lr=1e-3)
     p.add_argument("--no-verify", action="store_true",
                    help="accept CIFAR-10 python batches assembled locally (their checksums are not the published ones)")
-    args = check_args(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     train_augs = transforms.Compose([transforms.RandomHorizontalFlip(), transforms.ToTensor()])
     test_augs = transforms.Compose([transforms.ToTensor()])
     train, test = (subset(cifar10(args.data_dir, t, a, verify=not args.no_verify), args.limit)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common import check_args, download_extract, run
+from common import download_extract, run
 from sentiment_rnn import glove_table, text_parser
 from text import SNLIDataset, read_snli
 from text_models import DecomposableAttention
@@ -28,7 +28,7 @@ def snli_loaders(folder: str, batch_size: int, num_steps: int, limit: int | None
 def main(argv: list[str] | None = None) -> None:
     p = text_parser(__doc__, epochs=4, batch_size=256, lr=1e-3)
     p.set_defaults(num_steps=50)
-    args = check_args(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     folder = download_extract(*SNLI, args.data_dir, "snli_1.0")
     train_iter, test_iter, vocab = snli_loaders(folder, args.batch_size, args.num_steps, args.limit, args.num_workers)
     net = DecomposableAttention(len(vocab), 100, 200)

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from bert import BERTClassifier, BERTEncoder, bert_inputs, load_pretrained
-from common import DATA_URL, check_args, download_extract, example_parser, given_or_downloaded, run
+from common import DATA_URL, download_extract, example_parser, given_or_downloaded, run
 from nli_attention import SNLI
 from text import PAD, Vocab, read_snli, tokenize
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     p = example_parser(__doc__.splitlines()[0], epochs=5, batch_size=512, lr=1e-4)
     p.add_argument("--bert-params", default=None, help="the book's bert.small.torch folder (vocab.json, pretrained.params)")
     p.add_argument("--max-len", type=int, default=128, help="tokens per premise/hypothesis pair")
-    args = check_args(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     folder = download_extract(*SNLI, args.data_dir, "snli_1.0")
     train_text, test_text = read_snli(folder, True, args.limit), read_snli(folder, False, args.limit)
     net, vocab = build(args, train_text)

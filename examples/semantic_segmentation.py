@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from common import DATA_URL, check_args, download_extract, example_parser, run
+from common import DATA_URL, download_extract, example_parser, run
 from vision import VOCSegDataset, fcn, imagenet_resnet18
 
 VOC2012 = (DATA_URL + "VOCtrainval_11-May-2012.tar", "4e443f8a2eca6b1dac8a6c57641b67dd40621a49")
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     p = example_parser(__doc__.splitlines()[0], epochs=5, batch_size=32, lr=1e-3)
     p.add_argument("--weights", default=None, help="a local resnet18 ImageNet state_dict file for the trunk")
     p.add_argument("--crop", type=int, nargs=2, default=[320, 480], metavar=("H", "W"), help="crop size")
-    args = check_args(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     voc_dir = download_extract(*VOC2012, args.data_dir, "VOCdevkit/VOC2012")
     train, test = (VOCSegDataset(voc_dir, t, tuple(args.crop), args.limit) for t in (True, False))
     train_iter = DataLoader(train, args.batch_size, shuffle=True, drop_last=True, num_workers=args.num_workers)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from common import check_args, download_extract, run
+from common import download_extract, run
 from sentiment_rnn import IMDB, glove_table, text_parser
 from text import imdb_loaders
 from text_models import TextCNN
@@ -16,7 +16,7 @@ from text_models import TextCNN
 
 def main(argv: list[str] | None = None) -> None:
     p = text_parser(__doc__, epochs=5, batch_size=64, lr=1e-3)
-    args = check_args(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     folder = download_extract(*IMDB, args.data_dir, "aclImdb")
     train_iter, test_iter, vocab = imdb_loaders(folder, args.batch_size, args.num_steps, args.limit, args.num_workers)
     net = TextCNN(len(vocab), 100)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from common import DATA_URL, check_args, download_extract, example_parser, given_or_downloaded, run
+from common import DATA_URL, download_extract, example_parser, given_or_downloaded, run
 from text import imdb_loaders, load_glove
 from text_models import BiRNN
 
@@ -33,7 +33,7 @@ def glove_table(args, vocab) -> torch.Tensor | None:
 
 def main(argv: list[str] | None = None) -> None:
     p = text_parser(__doc__, epochs=5, batch_size=64, lr=0.01)
-    args = check_args(p, p.parse_args(argv))
+    args = p.parse_args(argv)
     folder = download_extract(*IMDB, args.data_dir, "aclImdb")
     train_iter, test_iter, vocab = imdb_loaders(folder, args.batch_size, args.num_steps, args.limit, args.num_workers)
     net = BiRNN(len(vocab), 100, 100, 2)
