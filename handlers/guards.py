@@ -2,8 +2,9 @@
 
 ``NonFiniteGuard`` only keeps a reference to each step's loss (no kernel, no host sync) and looks at
 them where the book's figures are read anyway (one sync there); on a bad loss it names the first bad
-iteration and terminates the trainer before the epoch's checkpoint could overwrite the last good one. ``Interrupt`` turns the first
-Ctrl-C into ``trainer.terminate()`` at the end of the current step (a second one stops at once).
+iteration and terminates the trainer before the epoch's checkpoint could overwrite the last good one.
+``Interrupt`` turns the first Ctrl-C into ``trainer.terminate()`` at the end of the current step (a
+second one stops at once).
 """
 from __future__ import annotations
 
