@@ -15,9 +15,9 @@ from ignite.engine import Events
 from torch import nn
 
 from engine import attach_book_metrics, create_trainer
-from engine.jobs import digits_loaders
+from engine.app.data import digits_loaders
 from handlers import LocalVisdom, VisdomPlotter
-from handlers.plot.server import free_port
+from handlers.visdom_server import free_port
 
 sys.path.insert(0, "tests")
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
 
-from engine.jobs import lenet  # noqa: E402
+from engine.app.data import lenet  # noqa: E402
 from vision import resnet18  # noqa: E402
 
 SHAPES = {"lenet": (1, 28, 28), "resnet18": (3, 32, 32)}

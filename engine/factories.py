@@ -11,8 +11,8 @@ from torch import nn
 
 from engine.checks import check_optimizer
 from engine.devices import resolve_devices
-from engine.perf import autocast, check_amp, make_scaler, optimize_model, resolve_fast, to_channels_last
-from engine.update import Updater
+from engine.options import autocast, check_amp, make_scaler, optimize_model, resolve_fast, to_channels_last
+from engine.updater import Updater
 from engine.step import OutputTransform, batch_stats, compute_loss, default_output, prepare_batch, reduce_loss, set_mode
 from handlers.metrics import BookAccuracy, BookLoss
 

@@ -21,7 +21,7 @@ from engine.distributed import (
     shard_loader,
 )
 from engine.factories import create_evaluator, create_trainer
-from engine.perf import optimize_model, resolve_fast
+from engine.options import optimize_model, resolve_fast
 from engine.prefetch import DevicePrefetcher
 from handlers import (
     BookAccuracy,
@@ -38,7 +38,7 @@ from handlers.cadence import epoch_fraction
 from handlers.checkpoint import RngState, attach_checkpoints, load_checkpoint
 from handlers.guards import Interrupt, NonFiniteGuard
 from handlers.plot import new_env
-from handlers.schedule import attach_lr_scheduler, current_lr
+from handlers.lr_schedule import attach_lr_scheduler, current_lr
 from handlers.stopping import attach_early_stopping
 
 __all__ = ["train_ch13", "attach_book_metrics", "default_plotter"]

@@ -20,8 +20,8 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from engine import train_ch13  # noqa: E402
-from engine.cli_train import device_list, positive_float, positive_int  # noqa: E402
-from engine.run import plot_for_run  # noqa: E402
+from engine.app.train_command import device_list, positive_float, positive_int  # noqa: E402
+from engine.app.run_dir import plot_for_run  # noqa: E402
 from handlers import History  # noqa: E402
 
 __all__ = ["DATA_URL", "example_parser", "download_extract", "given_or_downloaded", "run", "subset"]

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from common import example_parser, run
-from engine.jobs import fashion_mnist_loaders, lenet
+from engine.app.data import fashion_mnist_loaders, lenet
 
 
 def main(argv: list[str] | None = None) -> None:

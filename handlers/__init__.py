@@ -4,11 +4,12 @@ from handlers.checkpoint import CheckpointError, RngState, attach_checkpoints, f
 from handlers.guards import Interrupt, NonFiniteGuard
 from handlers.history import History
 from handlers.metrics import BookAccuracy, BookLoss, RatioMetric
-from handlers.plot import LocalVisdom, VisdomPlotter, attach_book_plot, save_png
+from handlers.plot import VisdomPlotter, attach_book_plot, save_png
 from handlers.progress import attach_progress, wants_progress
-from handlers.schedule import attach_lr_scheduler
+from handlers.lr_schedule import attach_lr_scheduler
 from handlers.stopping import attach_early_stopping
 from handlers.throughput import StepTimer
+from handlers.visdom_server import LocalVisdom
 
 __all__ = [
     "CheckpointError",

@@ -93,7 +93,7 @@ def test_model_is_untouched_when_the_first_step_fails():
     (["--schedule", "linear"], "invalid choice"),
 ])
 def test_cli_distributed_and_schedule_arguments(tmp_path, args, message):
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "train", "--no-plot", "--out", str(tmp_path / "o"),
+    done = subprocess.run([sys.executable, "-m", "engine.app", "train", "--no-plot", "--out", str(tmp_path / "o"),
                            *args], capture_output=True, text=True, timeout=120,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

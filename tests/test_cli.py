@@ -10,7 +10,7 @@ import pytest
 
 
 def cli(*args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "engine.app", *args], capture_output=True, text=True,
                           timeout=timeout, env=dict(os.environ, VISDOM_URL="http://127.0.0.1:1", **(env or {})))
 
 

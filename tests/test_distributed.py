@@ -86,7 +86,7 @@ def test_sampler_epoch_changes_the_shuffle():
 
 def test_readme_torchrun_command(tmp_path):
     readme = open(os.path.join(ROOT, "README.md")).read()
-    command = re.search(r"^(torchrun --nproc-per-node 2 -m engine.cli train.*)$", readme, re.M).group(1)
+    command = re.search(r"^(torchrun --nproc-per-node 2 -m engine.app train.*)$", readme, re.M).group(1)
     args = command.split()
     args[0] = os.path.join(os.path.dirname(sys.executable), "torchrun")
     done = subprocess.run([*args, "--epochs", "2", "--no-plot", "--out", str(tmp_path / "run")], capture_output=True,
@@ -98,7 +98,7 @@ def test_readme_torchrun_command(tmp_path):
 
 
 def test_cli_spawns_processes_itself(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "train", "--nproc-per-node", "2", "--epochs", "1",
+    done = subprocess.run([sys.executable, "-m", "engine.app", "train", "--nproc-per-node", "2", "--epochs", "1",
                            "--model", "mlp", "--no-plot", "--out", str(tmp_path / "run")], capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -54,7 +54,7 @@ def test_ctrl_c_stops_cleanly_saves_flushes_and_resumes(digits, tmp_path, capsys
 
 def test_ctrl_c_from_outside_the_cli(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "train", "--epochs", "200", "--no-plot",
+    proc = subprocess.Popen([sys.executable, "-m", "engine.app", "train", "--epochs", "200", "--no-plot",
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     deadline = time.time() + 120

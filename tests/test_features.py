@@ -150,7 +150,7 @@ def test_ignite_param_scheduler_per_epoch_and_accumulation_per_update(digits):
     opt = torch.optim.SGD(net.parameters(), 0.1)
     step = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     engine = create_trainer(net, CE, opt, CPU, accumulation_steps=2)
-    from handlers.schedule import attach_lr_scheduler
+    from handlers.lr_schedule import attach_lr_scheduler
     attach_lr_scheduler(engine, step, "iteration")
     engine.add_event_handler(Events.ITERATION_COMPLETED, lambda e: lrs.append(e.state.metrics["lr"]))
     engine.run(tr, max_epochs=1)  # 5 batches, k=2 -> updates after batches 2, 4, 5

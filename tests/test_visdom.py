@@ -15,7 +15,7 @@ from conftest import loaders, small_cnn
 from engine import train_ch13
 from handlers import LocalVisdom, VisdomPlotter
 from handlers.plot import read_log
-from handlers.plot.server import free_port
+from handlers.visdom_server import free_port
 from visdom_util import HungServer, trace_counts, window
 
 CE = nn.CrossEntropyLoss(reduction="none")
@@ -82,7 +82,7 @@ def test_general_plotter_any_series_any_event(digits, server):
 
 
 def replay_and_count(log: str, url: str, env: str) -> dict[str, int]:
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "replay", log, "--visdom", url],
+    done = subprocess.run([sys.executable, "-m", "engine.app", "replay", log, "--visdom", url],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return trace_counts(url, env, WIN)

@@ -15,8 +15,8 @@ from torch import nn
 from conftest import loaders, small_cnn
 from engine import train_ch13
 from handlers import LocalVisdom, VisdomPlotter
-from handlers.plot.assets import missing_files, required_files
-from handlers.plot.server import free_port
+from handlers.visdom_server.assets import missing_files, required_files
+from handlers.visdom_server import free_port
 
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -51,12 +51,12 @@ def test_page_renders_three_named_traces_offline(digits, tmp_path):
 
 def test_cli_visdom_prints_url_and_rejects_busy_port(tmp_path):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "visdom", "--port", str(port), "--env-path",
+    proc = subprocess.Popen([sys.executable, "-m", "engine.app", "visdom", "--port", str(port), "--env-path",
                              str(tmp_path / "v")], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line
-        busy = subprocess.run([sys.executable, "-m", "engine.cli", "visdom", "--port", str(port)],
+        busy = subprocess.run([sys.executable, "-m", "engine.app", "visdom", "--port", str(port)],
                               capture_output=True, text=True, timeout=60)
         assert busy.returncode == 2 and f"port {port} is already in use" in busy.stderr
         assert "Traceback" not in busy.stderr

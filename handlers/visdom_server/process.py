@@ -16,7 +16,7 @@ import warnings
 
 import requests
 
-from handlers.plot.assets import install_assets
+from handlers.visdom_server.assets import install_assets
 
 __all__ = ["LocalVisdom", "free_port", "port_in_use"]
 

@@ -7,7 +7,8 @@ import sys
 import time
 from collections.abc import Iterator
 
-from handlers.plot import LocalVisdom, VisdomAddress, VisdomPlotter, new_env, server_url
+from handlers.plot import VisdomAddress, VisdomPlotter, new_env, server_url
+from handlers.visdom_server import LocalVisdom
 from handlers.plot.wire import Wire
 
 __all__ = ["plot_for_run", "new_run_dir"]

@@ -65,7 +65,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_features(p: argparse.ArgumentParser) -> None:
-    from engine.schedules import SCHEDULES
+    from engine.app.schedules import SCHEDULES
     from handlers.stopping import STOP_METRICS
 
     g = p.add_argument_group("training features")
@@ -133,9 +133,9 @@ def _train(local_rank: int, args: argparse.Namespace) -> int:
     import torch
     from torch import nn
 
-    from engine.jobs import job_loaders, job_net
-    from engine.run import plot_for_run
-    from engine.schedules import make_schedule
+    from engine.app.data import job_loaders, job_net
+    from engine.app.run_dir import plot_for_run
+    from engine.app.schedules import make_schedule
     from engine.train import train_ch13
 
     torch.manual_seed(args.seed)

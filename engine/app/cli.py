@@ -1,0 +1,94 @@
+"""``d2l-ignite``: a thin command line over the public API."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+from engine.app.train_command import add_train  # noqa: E402
+
+
+def _add_visdom(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("visdom", help="serve Visdom locally (no CDN; browser files from npm) and print its URL",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine) or 0.0.0.0 (every interface)")
+    p.add_argument("--env-path", default="runs/visdom", help="folder whose saved envs are served and kept")
+    p.add_argument("--login", action="store_true",
+                   help="require VISDOM_USERNAME / VISDOM_PASSWORD (read from the environment)")
+    p.set_defaults(func=_visdom)
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="send a replay log (points a run could not deliver) to a Visdom server")
+    p.add_argument("log", help="the visdom-replay.log a run wrote")
+    p.add_argument("--visdom", default=None, metavar="URL", help="server (default: $VISDOM_URL or 127.0.0.1:8097)")
+    p.set_defaults(func=_replay)
+
+
+def _visdom(args: argparse.Namespace) -> int:
+    import time
+
+    from handlers.visdom_server import LocalVisdom
+
+    server = LocalVisdom(args.port, args.host, args.env_path, login=args.login).start()
+    print(f"Visdom is serving {args.env_path} at {server.url}  (Ctrl-C stops it)", flush=True)
+    try:
+        while server.process is not None and server.process.poll() is None:
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import requests
+
+    from handlers.plot import VisdomAddress, read_log, server_url
+    from handlers.plot.wire import Wire
+
+    address = VisdomAddress(server_url(args.visdom))
+    entries = read_log(args.log)
+    wire = Wire(address)
+    try:
+        for endpoint, msg in entries:
+            wire.post(endpoint, msg)
+        for env in sorted({msg.get("eid", "main") for _, msg in entries}):
+            wire.post("save", {"data": [env], "eid": env})
+    except requests.RequestException as e:
+        raise ConnectionError(f"cannot reach Visdom at {address} ({type(e).__name__}); start one with "
+                              "`d2l-ignite visdom` or pass --visdom URL") from None
+    points = sum(len(d.get("x", [])) for _, m in entries for d in m.get("data", []))
+    print(f"sent {len(entries)} window(s), {points} points, to {address}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="d2l-ignite", description="The book's train_ch13 on Ignite Engines.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_train(sub)
+    _add_visdom(sub)
+    _add_replay(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as e:
+        print(f"d2l-ignite {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"d2l-ignite {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
