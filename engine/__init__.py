@@ -1,27 +1,37 @@
 """d2l-ignite: the book's training functions as pytorch-ignite Engines."""
-from engine.devices import place_model, resolve_devices, try_all_gpus, try_gpu
-from engine.distributed import is_distributed, is_main_process
-from engine.options import fast_options
-from engine.prefetch import DevicePrefetcher
-from engine.factories import create_evaluator, create_trainer, evaluate_accuracy, evaluate_accuracy_gpu
-from engine.step import correct_count, prepare_batch
-from engine.train import attach_book_metrics, train_ch13
+from engine._shadow import check_sibling
+
+check_sibling("handlers")  # before anything imports it
+
+from engine.book_recipe import attach_book_metrics, attach_book_recipe, book_recipe  # noqa: E402
+from engine.devices import try_all_gpus, try_gpu  # noqa: E402
+from engine.factories import create_evaluator, create_trainer, evaluate_accuracy, evaluate_accuracy_gpu  # noqa: E402
+from engine.options import StepOptions  # noqa: E402
+from engine.recipe import Recipe, Stage  # noqa: E402
+from engine.batch import prepare_batch  # noqa: E402
+from engine.step import correct_count  # noqa: E402
+from engine.train import train_ch13  # noqa: E402
+
+# Importable for round-1 code, but not the intended API (they live in their modules).
+from engine.devices import place_model, resolve_devices  # noqa: E402,F401
+from engine.distributed import is_distributed, is_main_process  # noqa: E402,F401
+from engine.options import fast_options  # noqa: E402,F401
+from engine.prefetch import DevicePrefetcher  # noqa: E402,F401
 
 __all__ = [
-    "DevicePrefetcher",
-    "fast_options",
-    "is_distributed",
-    "is_main_process",
-    "attach_book_metrics",
-    "correct_count",
-    "create_evaluator",
-    "create_trainer",
-    "evaluate_accuracy",
-    "evaluate_accuracy_gpu",
-    "place_model",
-    "prepare_batch",
-    "resolve_devices",
     "train_ch13",
-    "try_all_gpus",
+    "create_trainer",
+    "create_evaluator",
+    "evaluate_accuracy_gpu",
+    "evaluate_accuracy",
+    "attach_book_metrics",
+    "attach_book_recipe",
+    "book_recipe",
+    "Recipe",
+    "Stage",
+    "StepOptions",
+    "prepare_batch",
+    "correct_count",
     "try_gpu",
+    "try_all_gpus",
 ]

@@ -9,16 +9,15 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
+from engine.batch import PrepareBatch, prepare_batch
 from engine.checks import check_optimizer
 from engine.devices import resolve_devices
-from engine.options import autocast, check_amp, make_scaler, optimize_model, resolve_fast, to_channels_last
+from engine.options import StepOptions, prepare_model
+from engine.step import OutputTransform, default_output, eval_batch, train_batch
 from engine.updater import Updater
-from engine.step import OutputTransform, batch_stats, compute_loss, default_output, prepare_batch, reduce_loss, set_mode
 from handlers.metrics import BookAccuracy, BookLoss
 
 __all__ = ["create_trainer", "create_evaluator", "evaluate_accuracy_gpu", "evaluate_accuracy", "model_device"]
-
-PrepareBatch = Callable[[Any, torch.device | None, bool], tuple[Any, torch.Tensor]]
 
 
 def model_device(net: nn.Module, devices: Sequence[Any] | None = None) -> torch.device:
@@ -38,8 +37,9 @@ def create_trainer(
     non_blocking: bool = True,
     prepare_batch: PrepareBatch = prepare_batch,
     output_transform: OutputTransform = default_output,
-    amp: str | None = None,
     scaler: torch.amp.GradScaler | bool | None = None,
+    world_size: int | None = None,
+    amp: str | None = None,
     accumulation_steps: int = 1,
     clip_grad_norm: float | None = None,
     channels_last: bool = False,
@@ -48,38 +48,41 @@ def create_trainer(
 ) -> Engine:
     """An Engine whose step is the book's ``train_batch_ch13``, with the step options of a modern loop.
 
-    ``engine.state.output`` is ``{"loss": sum, "correct": n, "examples": B, "predictions": y.numel()}``
-    (tensors stay on the device); pass ``output_transform(X, y, y_hat, stats)`` to change it.
-    ``amp`` is ``"bf16"`` or ``"fp16"`` (fp16 gets a GradScaler, kept in ``engine.state.scaler`` for
-    checkpoints); ``accumulation_steps`` sums k batches' gradients per update; ``clip_grad_norm``
-    bounds the gradient norm before each update; ``channels_last`` / ``compile`` speed up conv nets.
-    ``fast=True`` picks them for the device (see ``fast_options``); options given explicitly win.
+    ``engine.state.step_output`` holds the batch's ``StepOutput`` (loss sum, correct count, examples,
+    predictions; tensors stay on the device) and is what the book's handlers read;
+    ``engine.state.output`` is the same unless ``output_transform(X, y, y_hat, stats)`` makes it
+    something else. The step options are ``StepOptions``' fields: ``amp`` ("bf16"/"fp16"; fp16 gets a
+    GradScaler in ``engine.state.scaler``), ``accumulation_steps``, ``clip_grad_norm``,
+    ``channels_last``, ``compile`` and ``fast`` (choices for the device; explicit options win).
+    ``world_size`` is the number of processes DDP averages gradients over (default: the
+    ``ignite.distributed`` world), so a sum loss gives the one-process update of the global batch.
     """
     check_optimizer(optimizer, net)
     device = model_device(net, devices)
-    amp, channels_last, compile = resolve_fast(fast, device, net, optimizer, amp, channels_last, compile)
-    amp = check_amp(amp)
+    options = StepOptions(amp, accumulation_steps, clip_grad_norm, channels_last, compile, fast).resolve(
+        device, net, optimizer)
     if scaler is None or scaler is True:
-        scaler = make_scaler(device, amp) if scaler is None else torch.amp.GradScaler(device.type)
-    ddp = isinstance(net, nn.parallel.DistributedDataParallel)
-    updater = Updater(optimizer, net.parameters(), scaler=scaler or None, accumulation_steps=accumulation_steps,
-                      clip_grad_norm=clip_grad_norm, world_size=idist.get_world_size() if ddp else 1)
-    model = optimize_model(net, channels_last=channels_last, compile=compile)
+        scaler = options.grad_scaler(device) if scaler is None else torch.amp.GradScaler(device.type)
+    updater = Updater(optimizer, net.parameters(), scaler=scaler or None, accumulation_steps=options.accumulation_steps,
+                      clip_grad_norm=options.clip_grad_norm,
+                      world_size=idist.get_world_size() if world_size is None else world_size)
+    model = prepare_model(net, options)
 
     def train_step(engine: Engine, batch: Any) -> Any:
         X, y = prepare_batch(batch, device, non_blocking)
-        if channels_last:
-            X = to_channels_last(X)
-        set_mode(net, True)
-        with autocast(device, amp):
-            y_hat = model(X)
-            loss_sum, objective = reduce_loss(compute_loss(loss, y_hat, y), y, loss)
-        updater.backward(objective, objective is not loss_sum)
-        updater.after_batch(engine)
-        return output_transform(X, y, y_hat, batch_stats(y_hat, y, loss_sum))
+        n = engine.state.epoch_length
+        stats, y_hat = train_batch(net, model, X, y, loss, updater, options, device,
+                                   last_of_epoch=n is not None and engine.state.iteration % n == 0)
+        engine.state.step_output, engine.state.optimizer_steps = stats, updater.steps
+        return output_transform(X, y, y_hat, stats)
+
+    def flush(engine: Engine) -> None:
+        updater.flush()
+        engine.state.optimizer_steps = updater.steps
 
     trainer = Engine(train_step)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, updater.flush)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, flush)
+    trainer.state.step_output = None
     trainer.state.scaler = updater.scaler
     trainer.state.optimizer_steps = 0  # updates so far: schedules step per update, not per batch
     return trainer
@@ -102,20 +105,17 @@ def create_evaluator(
     With ``loss`` given, the per-example test loss is also reported as ``state.metrics["loss"]``.
     """
     device = model_device(net, devices)
-    amp = check_amp(amp)
-    model = optimize_model(net, channels_last=channels_last, compile=compile)
+    options = StepOptions(amp=amp, channels_last=channels_last, compile=compile)
+    model = prepare_model(net, options)
 
     def eval_step(engine: Engine, batch: Any) -> Any:
         X, y = prepare_batch(batch, device, non_blocking)
-        if channels_last:
-            X = to_channels_last(X)
-        set_mode(net, False)
-        with torch.no_grad(), autocast(device, amp):
-            y_hat = model(X)
-            loss_sum = reduce_loss(compute_loss(loss, y_hat, y), y, loss)[0] if loss is not None else None
-        return output_transform(X, y, y_hat, batch_stats(y_hat, y, loss_sum))
+        stats, y_hat = eval_batch(net, model, X, y, loss, options, device)
+        engine.state.step_output = stats
+        return output_transform(X, y, y_hat, stats)
 
     evaluator = Engine(eval_step)
+    evaluator.state.step_output = None
     BookAccuracy().attach(evaluator, "acc")
     if loss is not None:
         BookLoss().attach(evaluator, "loss")

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from engine.step import move
+from engine.batch import move
 
 __all__ = ["DevicePrefetcher"]
 

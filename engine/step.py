@@ -1,43 +1,58 @@
-"""Step functions: the book's ``train_batch_ch13`` and ``evaluate_accuracy_gpu`` bodies, one batch each.
+"""One batch of the book's ``train_batch_ch13`` and ``evaluate_accuracy_gpu``: the only step body.
 
-Steps return tensors (loss sum, correct count) plus integer counts read from shapes, so nothing in
-the per-iteration path waits for the device. Numbers are read where a person or a plot needs them.
+``train_batch`` and ``eval_batch`` return the batch's ``StepOutput`` (tensors on the device plus
+counts read from shapes), so nothing in the per-iteration path waits for the device. The Engines of
+``create_trainer`` / ``create_evaluator`` and the book's ``train_batch_ch13`` all run these.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["move", "prepare_batch", "correct_count", "compute_loss", "reduce_loss", "Stats", "OutputTransform"]
+from engine.options import StepOptions, autocast, to_channels_last
+from engine.updater import Updater
+from handlers.contract import StepOutput
 
-Stats = dict[str, Any]
-OutputTransform = Callable[[Any, torch.Tensor, torch.Tensor, Stats], Any]
+__all__ = ["train_batch", "eval_batch", "correct_count", "compute_loss", "reduce_loss", "OutputTransform"]
 
-
-def move(x: Any, device: torch.device | None, non_blocking: bool) -> Any:
-    """A tensor, or a (nested) list of tensors, on ``device``; lists stay lists."""
-    if isinstance(x, torch.Tensor):
-        return x if device is None else x.to(device, non_blocking=non_blocking)
-    if isinstance(x, (list, tuple)):
-        return [move(e, device, non_blocking) for e in x]
-    raise TypeError(f"a batch input must be a tensor or a list of tensors, got {type(x).__name__}")
+LossFn = Callable[..., torch.Tensor]
+OutputTransform = Callable[[Any, torch.Tensor, torch.Tensor, StepOutput], Any]
 
 
-def prepare_batch(batch: Any, device: torch.device | None = None, non_blocking: bool = False) -> tuple[Any, torch.Tensor]:
-    """Split a batch into ``(X, y)`` and move it; a list/tuple ``X`` moves element-wise and stays a list."""
-    if isinstance(batch, Mapping) or not isinstance(batch, (list, tuple)) or len(batch) != 2:
-        got = type(batch).__name__ + (f" of length {len(batch)}" if isinstance(batch, (list, tuple)) else "")
-        raise TypeError(
-            f"each batch must be a pair (X, y), got a {got}; make the dataset return (input, label) "
-            "or pass prepare_batch= to split your batches"
-        )
-    X, y = batch
-    if not isinstance(y, torch.Tensor):
-        raise TypeError(f"labels y must be a tensor, got {type(y).__name__}; convert them in the dataset")
-    return move(X, device, non_blocking), move(y, device, non_blocking)
+def train_batch(
+    net: nn.Module, model: nn.Module, X: Any, y: torch.Tensor, loss: LossFn, updater: Updater,
+    options: StepOptions, device: torch.device, last_of_epoch: bool = False,
+) -> tuple[StepOutput, torch.Tensor]:
+    """Forward, backward of the sum of per-example losses, and the update when it is due.
+
+    ``net`` is the module whose mode is switched; ``model`` is what is called (``net`` compiled or
+    wrapped). Returns the batch's statistics and the predictions.
+    """
+    if options.channels_last:
+        X = to_channels_last(X)
+    set_mode(net, True)
+    with autocast(device, options.amp):
+        y_hat = model(X)
+        loss_sum, objective = reduce_loss(compute_loss(loss, y_hat, y), y, loss)
+    updater.update(objective, objective is not loss_sum, last_of_epoch)
+    return batch_stats(y_hat, y, loss_sum), y_hat
+
+
+def eval_batch(
+    net: nn.Module, model: nn.Module, X: Any, y: torch.Tensor, loss: LossFn | None, options: StepOptions,
+    device: torch.device,
+) -> tuple[StepOutput, torch.Tensor]:
+    """Predictions without gradients in eval mode; the loss sum only when a loss is given."""
+    if options.channels_last:
+        X = to_channels_last(X)
+    set_mode(net, False)
+    with torch.no_grad(), autocast(device, options.amp):
+        y_hat = model(X)
+        loss_sum = reduce_loss(compute_loss(loss, y_hat, y), y, loss)[0] if loss is not None else None
+    return batch_stats(y_hat, y, loss_sum), y_hat
 
 
 def correct_count(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -92,13 +107,13 @@ def reduce_loss(l: torch.Tensor, y: torch.Tensor, loss: Callable[..., torch.Tens
     return l * y.shape[0], l
 
 
-def default_output(X: Any, y: torch.Tensor, y_hat: torch.Tensor, stats: Stats) -> Stats:
-    """The trainer's default ``engine.state.output``: the batch's statistics (tensors and counts)."""
+def default_output(X: Any, y: torch.Tensor, y_hat: torch.Tensor, stats: StepOutput) -> StepOutput:
+    """The default ``engine.state.output``: the batch's statistics (tensors and counts)."""
     return stats
 
 
-def batch_stats(y_hat: torch.Tensor, y: torch.Tensor, loss_sum: torch.Tensor | None) -> Stats:
-    stats: Stats = {"correct": correct_count(y_hat.detach(), y), "examples": y.shape[0], "predictions": y.numel()}
+def batch_stats(y_hat: torch.Tensor, y: torch.Tensor, loss_sum: torch.Tensor | None) -> StepOutput:
+    stats: Any = {"correct": correct_count(y_hat.detach(), y), "examples": y.shape[0], "predictions": y.numel()}
     if loss_sum is not None:
         stats["loss"] = loss_sum.detach()
     return stats

@@ -5,51 +5,22 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import ignite.distributed as idist
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 from torch import nn
 
+from engine.book_recipe import attach_book_recipe
 from engine.checks import check_epochs, check_loader
-from engine.devices import place_model, resolve_devices
-from engine.distributed import (
-    attach_sampler_epoch,
-    describe_world,
-    distribute_model,
-    is_distributed,
-    is_main_process,
-    shard_loader,
-)
+from engine.distributed import is_main_process
 from engine.factories import create_evaluator, create_trainer
-from engine.options import optimize_model, resolve_fast
-from engine.prefetch import DevicePrefetcher
-from handlers import (
-    BookAccuracy,
-    BookCadence,
-    BookLoss,
-    History,
-    StepTimer,
-    VisdomPlotter,
-    attach_book_plot,
-    attach_progress,
-    wants_progress,
-)
-from handlers.cadence import epoch_fraction
-from handlers.checkpoint import RngState, attach_checkpoints, load_checkpoint
-from handlers.guards import Interrupt, NonFiniteGuard
+from engine.options import StepOptions
+from engine.placement import place
+from engine.recipe import Recipe
+from engine.resume import resume_run
+from handlers import History, VisdomPlotter
 from handlers.plot import new_env
-from handlers.lr_schedule import attach_lr_scheduler, current_lr
-from handlers.stopping import attach_early_stopping
 
-__all__ = ["train_ch13", "attach_book_metrics", "default_plotter"]
-
-
-def attach_book_metrics(trainer: Engine, device: torch.device | str = "cpu") -> StepTimer:
-    """The book's running figures on any trainer: timer first, then loss and acc at the book's cadence."""
-    timer = StepTimer(device).attach(trainer)
-    BookLoss().attach(trainer, "loss", usage=BookCadence())
-    BookAccuracy().attach(trainer, "acc", usage=BookCadence())
-    return timer
+__all__ = ["train_ch13", "default_plotter"]
 
 
 def default_plotter(out_dir: str | None = None) -> VisdomPlotter:
@@ -105,66 +76,42 @@ def train_ch13(
     num_epochs = check_epochs(num_epochs)
     check_loader("train_iter", train_iter)
     check_loader("test_iter", test_iter)
-    if is_distributed() if distributed is None else distributed:
-        devices = [idist.device()]
-        model = distribute_model(net)
-        train_iter, test_iter = shard_loader(train_iter, True), shard_loader(test_iter, False)
-    else:
-        devices = resolve_devices(devices)
-        model = place_model(net, devices)
-    amp, channels_last, compile = resolve_fast(fast, devices[0], net, trainer, amp, channels_last, compile)
-    model = optimize_model(model, channels_last=channels_last, compile=compile)
+    run = place(net, train_iter, test_iter, devices, distributed)
+    options = StepOptions(amp, accumulation_steps, clip_grad_norm, channels_last, compile, fast).resolve(
+        run.device, net, trainer)
+    engine = create_trainer(run.model, loss, trainer, run.devices[:1], world_size=run.world_size, **vars(options))
+    evaluator = create_evaluator(run.model, run.devices[:1], amp=options.amp, channels_last=options.channels_last,
+                                 compile=options.compile, loss=loss if early_stopping_metric == "test_loss" else None)
     main = is_main_process()
-    if devices[0].type == "cuda":
-        train_iter = DevicePrefetcher(train_iter, devices[0])
-
-    engine = create_trainer(model, loss, trainer, devices[:1], amp=amp, accumulation_steps=accumulation_steps,
-                            clip_grad_norm=clip_grad_norm, channels_last=channels_last)
-    evaluator = create_evaluator(model, devices[:1], amp=amp, channels_last=channels_last,
-                                 loss=loss if early_stopping_metric == "test_loss" else None)
-    timer = attach_book_metrics(engine, devices[0])
-    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda _: evaluator.run(test_iter))
-    attach_sampler_epoch(engine, train_iter)
-    history = History(devices=describe_world() if is_distributed() else str(devices)).attach(engine, evaluator)
-    to_save: dict[str, Any] = {"model": net, "optimizer": trainer, "trainer": engine, "history": history,
-                               "timer": timer}
-    if engine.state.scaler is not None:
-        to_save["scaler"] = engine.state.scaler
-    if lr_scheduler is not None:
-        to_save["lr_scheduler"] = attach_lr_scheduler(engine, lr_scheduler, scheduler_every)
     plotter = (default_plotter(out_dir) if plot is True else (plot or None)) if main else None
-    if plotter is not None:
-        to_save["plot"] = attach_book_plot(plotter, engine, evaluator, num_epochs)
-        if plot_lr and lr_scheduler is not None:
-            plotter.attach(engine, Events.ITERATION_COMPLETED, {"lr": lambda _: current_lr(lr_scheduler)},
-                           x=epoch_fraction, window="lr")
-    for attach in handlers:
-        attach(engine, evaluator)
-    if early_stopping is not None:
-        to_save["early_stopping"] = attach_early_stopping(engine, evaluator, early_stopping, early_stopping_metric)
-    to_save["rng"] = RngState([train_iter]).attach(engine)  # after every handler that draws random numbers
-    guard = NonFiniteGuard().attach(engine)  # before the checkpoints: a nan epoch never overwrites a good file
-    saved = {} if checkpoint_dir is None else attach_checkpoints(
-        engine, to_save, checkpoint_dir, score=lambda _: evaluator.state.metrics["acc"])
-    interrupt = Interrupt(saved.get("interrupted")).attach(engine)
+    recipe = attach_book_recipe(
+        engine, evaluator, run.test_iter, num_epochs=num_epochs, device=run.device, devices_label=run.label,
+        to_save={"model": net, "optimizer": trainer}, train_iter=run.train_iter, plotter=plotter,
+        lr_scheduler=lr_scheduler, scheduler_every=scheduler_every, plot_lr=plot_lr, early_stopping=early_stopping,
+        early_stopping_metric=early_stopping_metric, checkpoint_dir=checkpoint_dir, handlers=handlers,
+        progress=progress if main else False)
     if resume is not None:
-        _resume(resume, to_save, num_epochs, len(train_iter) if hasattr(train_iter, "__len__") else None)
-    if main and wants_progress(progress):
-        attach_progress(engine)
-
+        resume_run(resume, recipe.to_save, num_epochs, run.epoch_length)
     try:
-        engine.run(train_iter, max_epochs=num_epochs)
+        engine.run(run.train_iter, max_epochs=num_epochs)
     finally:
-        interrupt.restore()
+        recipe.attached["interrupt"].restore()
         if plotter is not None:
             plotter.close()
     net.eval()
+    return _report(recipe, verbose and main, main)
+
+
+def _report(recipe: Recipe, verbose: bool, main: bool) -> History:
+    """The book's closing lines, or the error that stopped the run (nan loss, Ctrl-C)."""
+    saved, history = recipe.attached["checkpoints"], recipe.attached["history"]
+    guard = recipe.attached["guard"]
     if guard.iteration is not None:
         raise FloatingPointError(guard.message(_last_file(saved.get("last"))))
-    if verbose and main and history.train_loss:
+    if verbose and history.train_loss:
         print(history.summary())
-    if interrupt.requested:
-        _stopped_by_user(engine, saved.get("interrupted"), main)
+    if recipe.attached["interrupt"].requested:
+        _stopped_by_user(recipe.trainer, saved.get("interrupted"), main)
     return history
 
 
@@ -181,19 +128,3 @@ def _stopped_by_user(engine: Engine, checkpoint: Any, speak: bool) -> None:
     if speak:
         print(f"Interrupted at {at}: {how}", file=sys.stderr, flush=True)
     raise KeyboardInterrupt(f"interrupted at {at}")
-
-
-def _resume(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length: int | None) -> None:
-    """Load a checkpoint; what it lacks that this run adds (e.g. a plot) starts fresh.
-
-    A checkpoint from another world size had another number of batches an epoch: the trainer's
-    counters are re-based on this run's loader (checkpoints are taken at epoch ends).
-    """
-    load_checkpoint(path, to_load, required=("model", "optimizer", "trainer"))
-    state = to_load["trainer"].state
-    if epoch_length is not None and state.epoch_length != epoch_length:
-        state.epoch_length, state.iteration = epoch_length, state.epoch * epoch_length
-    done = state.epoch
-    if done >= num_epochs:
-        raise ValueError(f"the checkpoint {path} already completed {done} epochs; "
-                         f"pass num_epochs > {done} to train further")

@@ -3,14 +3,14 @@
 Gradients of ``k`` batches are summed before one step, which for the book's sum-of-losses objective
 is exactly the gradient of one batch ``k`` times larger (a mean-reduced loss is divided by ``k`` for
 the same reason). The last group of an epoch steps even when shorter than ``k``, so no gradient
-crosses an epoch boundary.
+crosses an epoch boundary. Under DDP, which averages gradients over ``world_size`` processes, a
+sum objective is multiplied back so the update equals the one-process update of the global batch.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 import torch
-from ignite.engine import Engine
 
 __all__ = ["Updater"]
 
@@ -26,18 +26,15 @@ class Updater:
         clip_grad_norm: float | None = None,
         world_size: int = 1,
     ) -> None:
-        if not isinstance(accumulation_steps, int) or isinstance(accumulation_steps, bool) or accumulation_steps < 1:
-            raise ValueError(f"accumulation_steps must be a whole number >= 1, got {accumulation_steps!r}")
-        if clip_grad_norm is not None and not clip_grad_norm > 0:
-            raise ValueError(f"clip_grad_norm must be a positive number (a norm bound), got {clip_grad_norm!r}")
         self.optimizer, self.scaler = optimizer, scaler
         self.params = [p for p in params if p.requires_grad]
-        self.k, self.clip = accumulation_steps, clip_grad_norm
+        self.k, self.clip, self.world = accumulation_steps, clip_grad_norm, world_size
         self.pending = 0  # batches whose gradients wait for a step
         self.mean = False  # whether the last objective was a mean (then divided by k)
-        self.world = world_size  # DDP averages gradients over processes; a sum objective undoes that
+        self.steps = 0  # optimizer updates so far
 
-    def backward(self, objective: torch.Tensor, is_mean: bool) -> None:
+    def update(self, objective: torch.Tensor, is_mean: bool, last_of_epoch: bool = False) -> None:
+        """Backpropagate one batch's objective; step after ``k`` batches or at the epoch's last batch."""
         if self.pending == 0:
             self.optimizer.zero_grad(set_to_none=True)
         self.mean = is_mean and self.k > 1
@@ -47,21 +44,16 @@ class Updater:
             objective = objective * self.world
         (self.scaler.scale(objective) if self.scaler is not None else objective).backward()
         self.pending += 1
+        if self.pending >= self.k or last_of_epoch:
+            self.step()
 
-    def after_batch(self, engine: Engine) -> None:
-        """Step after ``k`` batches or at the epoch's last batch (when its length is known)."""
-        n = engine.state.epoch_length
-        last = n is not None and engine.state.iteration % n == 0
-        if self.pending >= self.k or last:
-            self.step(engine)
-
-    def flush(self, engine: Engine) -> None:
-        """At epoch end, step on what is left (an iterable of unknown length ends the epoch unannounced)."""
+    def flush(self) -> None:
+        """Step on what is left (an iterable of unknown length ends its epoch unannounced)."""
         if self.pending:
-            self.step(engine)
+            self.step()
 
-    def step(self, engine: Engine) -> None:
-        """One optimizer update from the pending gradients, counted in ``engine.state.optimizer_steps``."""
+    def step(self) -> None:
+        """One optimizer update from the pending gradients."""
         if self.mean and self.pending < self.k:  # a short last group: its mean counts fully
             for p in self.params:
                 if p.grad is not None:
@@ -76,4 +68,4 @@ class Updater:
         else:
             self.optimizer.step()
         self.pending = 0
-        engine.state.optimizer_steps += 1
+        self.steps += 1

@@ -20,7 +20,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from engine import train_ch13  # noqa: E402
-from engine.app.train_command import device_list, positive_float, positive_int  # noqa: E402
+from engine.app.options import RUN, STEP, add_options, positive_int, train_kwargs  # noqa: E402
 from engine.app.run_dir import plot_for_run  # noqa: E402
 from handlers import History  # noqa: E402
 
@@ -30,22 +30,12 @@ DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"  # the book's data hub
 
 
 def example_parser(description: str, *, epochs: int, batch_size: int, lr: float) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data-dir", default="../data", help="where the data set is (or is downloaded to, as in the book)")
-    p.add_argument("--epochs", type=positive_int, default=epochs)
-    p.add_argument("--batch-size", type=positive_int, default=batch_size)
-    p.add_argument("--lr", type=positive_float, default=lr)
-    p.add_argument("--devices", type=device_list, default=None, help="comma-separated, e.g. cuda:0,cuda:1 (default: all GPUs, else cpu)")
-    p.add_argument("--num-workers", type=int, default=4, help="DataLoader worker processes (the book uses 4)")
-    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N examples of each split (smoke runs)")
-    p.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision")
-    p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--fast", action="store_true", help="bf16, channels_last, fused optimizer, CUDA graphs (GPU)")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<env>)")
-    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True, help="live Visdom plots")
-    p.add_argument("--visdom", default=None, metavar="URL", help="Visdom server (default: $VISDOM_URL or local)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
+    """The main job's run and step options, with this example's defaults, plus what examples add."""
+    p = argparse.ArgumentParser(description=description)
+    add_options(p, RUN + STEP, epochs=epochs, batch_size=batch_size, lr=lr)
+    p.add_argument("--num-workers", type=int, default=4, help="DataLoader worker processes (default: 4, as the book)")
+    p.add_argument("--limit", type=positive_int, default=None, help="use only the first N examples of each split "
+                   "(smoke runs)")
     return p
 
 
@@ -90,9 +80,8 @@ def run(args: argparse.Namespace, net: nn.Module, train_iter: Iterable, test_ite
     """``train_ch13`` in a fresh run folder with live plots, a PNG and checkpoints, as the main job does."""
     with plot_for_run(args.out, args.visdom, args.plot) as (plotter, folder):
         return train_ch13(net, train_iter, test_iter, loss, optimizer, args.epochs, args.devices,
-                          progress=args.progress, plot=plotter or False, out_dir=folder, checkpoint_dir=folder,
-                          amp=args.amp, channels_last=args.channels_last, compile=args.compile, fast=args.fast,
-                          **options)
+                          plot=plotter or False, out_dir=folder, checkpoint_dir=folder,
+                          **train_kwargs(args, RUN + STEP), **options)
 
 
 def subset(dataset: Any, limit: int | None) -> Any:

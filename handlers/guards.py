@@ -18,6 +18,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from handlers.cadence import BOOK_POINTS
+from handlers.contract import step_output
 
 __all__ = ["NonFiniteGuard", "Interrupt"]
 
@@ -35,7 +36,7 @@ class NonFiniteGuard:
         return self
 
     def _watch(self, engine: Engine) -> None:
-        self._window.append((engine.state.iteration, engine.state.output["loss"]))
+        self._window.append((engine.state.iteration, step_output(engine, "NonFiniteGuard", ("loss",))["loss"]))
 
     def _check(self, engine: Engine) -> None:
         if self.iteration is not None:

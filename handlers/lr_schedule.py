@@ -8,6 +8,8 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import ParamScheduler
 
+from handlers.contract import optimizer_steps
+
 __all__ = ["attach_lr_scheduler", "current_lr", "SCHEDULE_EVERY"]
 
 SCHEDULE_EVERY = ("iteration", "epoch")
@@ -51,7 +53,7 @@ def _new_update(seen: int) -> Callable[[Engine, int], bool]:
     last = {"steps": seen}
 
     def fire(engine: Engine, _event: int) -> bool:
-        steps = getattr(engine.state, "optimizer_steps", None)
+        steps = optimizer_steps(engine)
         if steps is None:
             return True
         if steps == last["steps"]:

@@ -1,8 +1,10 @@
 """The book's two running figures as Ignite Metrics, accumulated on the device.
 
 ``BookLoss`` = loss sum / examples; ``BookAccuracy`` = correct / predicted elements (pixels for
-segmentation). Both read the step's statistics dict, add tensors on the device without waiting for
-it, and sync once in ``compute`` -- summed across processes under ``ignite.distributed``.
+segmentation). Both read the step's ``StepOutput`` (see ``handlers.contract``), add tensors on the
+device without waiting for it, and sync once in ``compute`` -- summed across processes under
+``ignite.distributed``. Given an ``output_transform``, they read ``engine.state.output`` through it
+instead, as any Ignite metric does.
 """
 from __future__ import annotations
 
@@ -11,25 +13,35 @@ from typing import Any
 
 import ignite.distributed as idist
 import torch
+from ignite.engine import Engine
 from ignite.exceptions import NotComputableError
 from ignite.metrics import Metric
 from ignite.metrics.metric import reinit__is_reduced
+
+from handlers.contract import step_output
 
 __all__ = ["RatioMetric", "BookLoss", "BookAccuracy"]
 
 
 class RatioMetric(Metric):
-    """``sum(output[numerator]) / sum(output[denominator])`` over the batches since ``reset``."""
+    """``sum(stats[numerator]) / sum(stats[denominator])`` over the batches since ``reset``."""
 
     def __init__(
         self,
         numerator: str,
         denominator: str,
-        output_transform: Callable[[Any], Any] = lambda out: out,
+        output_transform: Callable[[Any], Any] | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
         self.required_output_keys = (numerator, denominator)
-        super().__init__(output_transform=output_transform, device=device)
+        self._reads_step = output_transform is None
+        super().__init__(output_transform=output_transform or (lambda out: out), device=device)
+
+    def iteration_completed(self, engine: Engine) -> None:
+        if not self._reads_step:
+            return super().iteration_completed(engine)
+        stats = step_output(engine, type(self).__name__, self.required_output_keys)
+        self.update((stats[self.required_output_keys[0]], stats[self.required_output_keys[1]]))
 
     @reinit__is_reduced
     def reset(self) -> None:
@@ -56,12 +68,12 @@ class RatioMetric(Metric):
 class BookLoss(RatioMetric):
     """Mean loss per example, as the book prints it."""
 
-    def __init__(self, output_transform: Callable[[Any], Any] = lambda out: out, device: str | torch.device = "cpu"):
+    def __init__(self, output_transform: Callable[[Any], Any] | None = None, device: str | torch.device = "cpu"):
         super().__init__("loss", "examples", output_transform, device)
 
 
 class BookAccuracy(RatioMetric):
     """Correct predictions per predicted element (``labels.numel()``), as the book prints it."""
 
-    def __init__(self, output_transform: Callable[[Any], Any] = lambda out: out, device: str | torch.device = "cpu"):
+    def __init__(self, output_transform: Callable[[Any], Any] | None = None, device: str | torch.device = "cpu"):
         super().__init__("correct", "predictions", output_transform, device)

@@ -14,11 +14,13 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
+from handlers.contract import step_output
+
 __all__ = ["StepTimer"]
 
 
-def _examples(output: Any) -> int:
-    return int(output["examples"])
+def _examples(engine: Engine) -> int:
+    return int(step_output(engine, "StepTimer", ("examples",))["examples"])
 
 
 class StepTimer:
@@ -27,7 +29,7 @@ class StepTimer:
     Attach it before other handlers so its ITERATION_COMPLETED callback runs first.
     """
 
-    def __init__(self, device: torch.device | str = "cpu", examples: Callable[[Any], int] = _examples) -> None:
+    def __init__(self, device: torch.device | str = "cpu", examples: Callable[[Engine], int] = _examples) -> None:
         self.device = torch.device(device)
         self._examples = examples
         self._cuda = self.device.type == "cuda"
@@ -66,7 +68,7 @@ class StepTimer:
             self._pending.append((self._begin, self._event()))
         else:
             self._epoch += time.perf_counter() - self._t0
-        self._epoch_examples += self._examples(engine.state.output)
+        self._epoch_examples += self._examples(engine)
 
     def _epoch_completed(self, engine: Engine) -> None:
         if self._pending:

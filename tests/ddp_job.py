@@ -41,7 +41,7 @@ def run(local_rank: int, args: argparse.Namespace) -> None:
             train_ch13(net, train, test, nn.CrossEntropyLoss(reduction="none"),
                        torch.optim.SGD(net.parameters(), 0.01), args.epochs, plot=True, progress=False,
                        out_dir=os.path.join(args.out, f"plots{rank}"), checkpoint_dir=os.path.join(args.out, "ck"),
-                       resume=args.resume, handlers=poison)
+                       resume=args.resume, handlers=poison, compile=args.compile)
         except FloatingPointError as e:
             print(e)
     with open(os.path.join(args.out, f"rank{rank}.txt"), "w") as f:
@@ -62,6 +62,7 @@ def main() -> None:
     p.add_argument("epochs", type=int)
     p.add_argument("--resume", default=None)
     p.add_argument("--poison-rank0-at", type=int, default=None)
+    p.add_argument("--compile", action="store_true")
     args = p.parse_args()
     os.environ["VISDOM_URL"] = "http://127.0.0.1:9"  # nobody listens: a plotting rank leaves a replay log
     if args.nproc == 1:

@@ -41,6 +41,14 @@ def test_two_gloo_processes_print_the_single_process_figures(single, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)  # DDP's gradient average of sums
 
 
+def test_compiled_ddp_with_a_sum_loss_updates_like_one_process(single, tmp_path):
+    # compile wraps the DDP model: the gradient scale comes from the world size passed in, not the wrapper's type
+    job(tmp_path, 2, 3, "--compile")
+    a, b = torch.load(single / "final.pt"), torch.load(tmp_path / "final.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
 def test_checkpoint_from_two_processes_resumes_in_one(tmp_path):
     job(tmp_path, 2, 2)
     ck = tmp_path / "ck"

@@ -9,82 +9,27 @@ import argparse
 import contextlib
 import os
 
-__all__ = ["add_train", "positive_int", "positive_float", "device_list"]
+from engine.app.options import FEATURES, RUN, STEP, add_options, positive_int, train_kwargs
 
-
-def positive_int(text: str) -> int:
-    value = int(text) if text.lstrip("-").isdigit() else None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def device_list(text: str) -> list[str]:
-    """``cuda:0,cuda:1`` -> ``["cuda:0", "cuda:1"]``; the names are checked by ``resolve_devices``."""
-    return [d.strip() for d in text.split(",") if d.strip()]
+__all__ = ["add_train"]
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (default: a small CNN on the bundled digits, no download)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description="Train with the book's train_ch13: live Visdom plots, a run folder with the PNG "
+                       "and checkpoints, the book's closing lines.")
     p.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist"],
                    help="digits: scikit-learn's bundled 8x8 digits (no download); fashion-mnist: torchvision's, "
-                   "read from --data-dir (downloaded there if missing)")
-    p.add_argument("--data-dir", default="../data", help="folder holding (or receiving) downloaded data sets")
+                   "read from --data-dir (downloaded there if missing) (default: digits)")
     p.add_argument("--model", default="cnn", choices=["cnn", "mlp", "lenet"],
-                   help="network (lenet: the book's LeNet-5, for 28x28 data)")
-    p.add_argument("--epochs", type=positive_int, default=10, help="number of epochs")
-    p.add_argument("--lr", type=positive_float, default=1e-2, help="Adam learning rate")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="training batch size (global, over all processes)")
-    p.add_argument("--devices", type=device_list, default=None,
-                   help="comma-separated devices, e.g. cpu or cuda:0,cuda:1 (default: all GPUs, else cpu)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for the split, shuffling and init")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="show a progress bar (default: when stderr is a terminal)")
-    p.add_argument("--out", default=None, help="run folder for the PNG, checkpoints, replay log and Visdom envs "
-                   "(default: runs/<env>)")
-    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True, help="live Visdom plots")
-    p.add_argument("--visdom", default=None, metavar="URL",
-                   help="Visdom server (default: $VISDOM_URL or http://127.0.0.1:8097; a local one is started "
-                   "for the run when none answers there)")
+                   help="network (lenet: the book's LeNet-5, for 28x28 data) (default: cnn)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for the split, shuffling and init (default: 0)")
+    add_options(p, RUN)
     p.add_argument("--keep-serving", action=argparse.BooleanOptionalAction, default=False,
                    help="after training, keep a server started for the run until Ctrl-C")
-    _add_features(p)
+    add_options(p.add_argument_group("training features"), STEP + FEATURES)
     _add_distributed(p)
     p.set_defaults(func=train_command)
-
-
-def _add_features(p: argparse.ArgumentParser) -> None:
-    from engine.app.schedules import SCHEDULES
-    from handlers.stopping import STOP_METRICS
-
-    g = p.add_argument_group("training features")
-    g.add_argument("--amp", choices=["bf16", "fp16"], default=None, help="mixed precision (fp16 adds loss scaling)")
-    g.add_argument("--accumulate", type=positive_int, default=1, metavar="K",
-                   help="sum the gradients of K batches per update")
-    g.add_argument("--clip-grad", type=positive_float, default=None, metavar="NORM",
-                   help="clip the gradient norm to NORM before each update")
-    g.add_argument("--compile", action="store_true", help="torch.compile the model")
-    g.add_argument("--channels-last", action="store_true", help="channels_last memory format (conv nets)")
-    g.add_argument("--fast", action="store_true",
-                   help="the fast path: on a GPU bf16, channels_last, fused optimizer, CUDA graphs; on CPU compile")
-    g.add_argument("--schedule", choices=SCHEDULES, default="none",
-                   help="learning-rate schedule, stepped per update and plotted")
-    g.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
-                   help="stop after PATIENCE epochs without improvement")
-    g.add_argument("--early-stopping-metric", choices=sorted(STOP_METRICS), default="test_acc")
-    g.add_argument("--resume", default=None, metavar="RUN",
-                   help="continue from a checkpoint file or run folder (the new run gets its own folder)")
 
 
 def _add_distributed(p: argparse.ArgumentParser) -> None:
@@ -133,10 +78,10 @@ def _train(local_rank: int, args: argparse.Namespace) -> int:
     import torch
     from torch import nn
 
+    from engine import train_ch13
     from engine.app.data import job_loaders, job_net
     from engine.app.run_dir import plot_for_run
     from engine.app.schedules import make_schedule
-    from engine.train import train_ch13
 
     torch.manual_seed(args.seed)
     net = job_net(args.model, args.dataset)
@@ -150,9 +95,6 @@ def _train(local_rank: int, args: argparse.Namespace) -> int:
         if idist.get_world_size() > 1:
             out_dir = idist.broadcast(out_dir, src=0, safe_mode=True)
         train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"), optimizer, args.epochs,
-                   args.devices, progress=args.progress, plot=plotter or False, out_dir=out_dir, checkpoint_dir=out_dir,
-                   amp=args.amp, accumulation_steps=args.accumulate, clip_grad_norm=args.clip_grad,
-                   compile=args.compile, channels_last=args.channels_last, fast=args.fast, lr_scheduler=schedule,
-                   plot_lr=schedule is not None, early_stopping=args.early_stopping,
-                   early_stopping_metric=args.early_stopping_metric, resume=args.resume)
+                   args.devices, plot=plotter or False, out_dir=out_dir, checkpoint_dir=out_dir,
+                   lr_scheduler=schedule, plot_lr=schedule is not None, **train_kwargs(args, RUN + STEP + FEATURES))
     return 0

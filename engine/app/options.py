@@ -1,0 +1,125 @@
+"""Every command-line option once: the ``train`` parser, the examples' parser and the mapping from
+parsed arguments to ``train_ch13`` keywords are all built from these lists (adding one is one edit).
+"""
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Option", "RUN", "STEP", "FEATURES", "add_options", "train_kwargs",
+           "positive_int", "positive_float", "device_list"]
+
+
+def positive_int(text: str) -> int:
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def device_list(text: str) -> list[str]:
+    """``cuda:0,cuda:1`` -> ``["cuda:0", "cuda:1"]``; the names are checked by ``resolve_devices``."""
+    return [d.strip() for d in text.split(",") if d.strip()]
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    help: str
+    kwarg: str | None = None  # the train_ch13 keyword it becomes (None: used by the app itself)
+    type: Callable[[str], Any] | None = None
+    default: Any = None
+    choices: Sequence[str] | None = None
+    switch: str | None = None  # "flag" (store_true) or "both" (--x / --no-x)
+    metavar: str | None = None
+    shown_default: str | None = None  # how --help names a default of None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+# What the main job and every example share.
+RUN = [
+    Option("--data-dir", "folder holding (or receiving) downloaded data sets", default="../data"),
+    Option("--epochs", "number of epochs", type=positive_int, default=10),
+    Option("--batch-size", "training batch size (global, over all processes)", type=positive_int, default=64),
+    Option("--lr", "learning rate", type=positive_float, default=1e-2),
+    Option("--devices", "comma-separated devices, e.g. cpu or cuda:0,cuda:1", type=device_list,
+           shown_default="all GPUs, else cpu"),
+    Option("--progress", "progress bar on stderr; a line per epoch otherwise", kwarg="progress", switch="both",
+           shown_default="a bar when stderr is a terminal"),
+    Option("--out", "run folder for the PNG, checkpoints, replay log and Visdom envs", shown_default="runs/<env>"),
+    Option("--plot", "live Visdom plots", switch="both", default=True),
+    Option("--visdom", "Visdom server; a local one is started when none answers there", metavar="URL",
+           shown_default="$VISDOM_URL or http://127.0.0.1:8097"),
+]
+
+# StepOptions, one per field.
+STEP = [
+    Option("--amp", "mixed precision (fp16 adds loss scaling)", kwarg="amp", choices=("bf16", "fp16")),
+    Option("--accumulate", "sum the gradients of K batches per update", kwarg="accumulation_steps",
+           type=positive_int, default=1, metavar="K"),
+    Option("--clip-grad", "clip the gradient norm to NORM before each update", kwarg="clip_grad_norm",
+           type=positive_float, metavar="NORM"),
+    Option("--channels-last", "channels_last memory format (conv nets)", kwarg="channels_last", switch="flag"),
+    Option("--compile", "torch.compile the model", kwarg="compile", switch="flag"),
+    Option("--fast", "the fast path: on a GPU bf16, channels_last, fused optimizer, CUDA graphs; on CPU compile",
+           kwarg="fast", switch="flag"),
+]
+
+
+def _features() -> list[Option]:
+    from engine.app.schedules import SCHEDULES
+    from handlers.stopping import STOP_METRICS
+
+    return [
+        Option("--schedule", "learning-rate schedule over the whole run, stepped per update and plotted",
+               choices=SCHEDULES, default="cosine"),
+        Option("--early-stopping", "stop after PATIENCE epochs without improvement", kwarg="early_stopping",
+               type=positive_int, metavar="PATIENCE"),
+        Option("--early-stopping-metric", "figure early stopping watches", kwarg="early_stopping_metric",
+               choices=sorted(STOP_METRICS), default="test_acc"),
+        Option("--resume", "continue from a checkpoint file or run folder (the new run gets its own folder)",
+               kwarg="resume", metavar="RUN"),
+    ]
+
+
+FEATURES = _features()
+
+
+def _help(o: Option) -> str:
+    shown = o.shown_default if o.default is None else (None if o.switch == "flag" else o.default)
+    return o.help if shown is None else f"{o.help} (default: {shown})"
+
+
+def add_options(parser: argparse.ArgumentParser | Any, options: Iterable[Option], **defaults: Any) -> None:
+    """Add ``options`` to ``parser`` (or an argument group); ``defaults`` override by dest name."""
+    for o in options:
+        default = defaults.get(o.dest, o.default)
+        o = Option(**{**o.__dict__, "default": default})
+        kw: dict[str, Any] = {"help": _help(o), "default": default}
+        if o.switch == "flag":
+            kw.update(action="store_true", default=bool(default))
+        elif o.switch == "both":
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw.update(type=o.type, choices=o.choices, metavar=o.metavar)
+        parser.add_argument(o.flag, **kw)
+
+
+def train_kwargs(args: argparse.Namespace, options: Iterable[Option]) -> dict[str, Any]:
+    """The ``train_ch13`` keywords that ``options`` map to, from parsed ``args``."""
+    return {o.kwarg: getattr(args, o.dest) for o in options if o.kwarg is not None and hasattr(args, o.dest)}

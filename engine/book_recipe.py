@@ -1,0 +1,113 @@
+"""The book's ``train_ch13`` handlers as one recipe, usable on Engines you build yourself.
+
+``attach_book_recipe(trainer, evaluator, test_iter, num_epochs=...)`` gives a trainer what
+``train_ch13`` gives it: the step timer, the running loss and accuracy at the book's cadence, a test
+pass each epoch, the History, and (as asked) plots, an LR schedule, early stopping, the NaN guard,
+checkpoints, Ctrl-C handling and a progress bar -- each in its ``Stage``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+
+from engine.recipe import Recipe, Stage
+from handlers import BookAccuracy, BookCadence, BookLoss, History, StepTimer, VisdomPlotter, attach_book_plot
+from handlers.progress import attach_progress, wants_progress
+from handlers.cadence import epoch_fraction
+from handlers.checkpoint import RngState, attach_checkpoints
+from handlers.contract import grad_scaler
+from handlers.guards import Interrupt, NonFiniteGuard
+from handlers.lr_schedule import attach_lr_scheduler, current_lr
+from handlers.stopping import attach_early_stopping
+
+__all__ = ["attach_book_metrics", "book_recipe", "attach_book_recipe", "UserHandler"]
+
+UserHandler = Callable[[Engine, Engine], Any]
+
+
+def attach_book_metrics(trainer: Engine, device: torch.device | str = "cpu") -> StepTimer:
+    """The book's running figures on any trainer: timer first, then loss and acc at the book's cadence."""
+    timer = StepTimer(device).attach(trainer)
+    _attach_running_figures(trainer)
+    return timer
+
+
+def _attach_running_figures(trainer: Engine) -> None:
+    BookLoss().attach(trainer, "loss", usage=BookCadence())
+    BookAccuracy().attach(trainer, "acc", usage=BookCadence())
+
+
+def book_recipe(
+    trainer: Engine,
+    evaluator: Engine,
+    test_iter: Iterable,
+    *,
+    num_epochs: int,
+    device: torch.device | str = "cpu",
+    to_save: dict[str, Any] | None = None,
+    devices_label: str | None = None,
+    train_iter: Iterable | None = None,
+    plotter: VisdomPlotter | None = None,
+    lr_scheduler: Any = None,
+    scheduler_every: str = "iteration",
+    plot_lr: bool = False,
+    early_stopping: int | None = None,
+    early_stopping_metric: str = "test_acc",
+    checkpoint_dir: str | None = None,
+    handlers: Sequence[UserHandler] = (),
+    progress: bool | None = False,
+) -> Recipe:
+    """The recipe, not yet attached: add your own parts (``recipe.add``), then ``recipe.attach()``.
+
+    ``devices_label`` is the device list the closing line prints (default: ``[device]``).
+    ``to_save`` starts the checkpoint registry (``train_ch13`` puts the model and optimizer there;
+    the trainer is always added). Each of ``handlers`` is called as ``f(trainer, evaluator)`` in the
+    USER stage; what it returns is checkpointed as ``handlers[i]`` when it has a ``state_dict``.
+    """
+    r = Recipe(trainer, evaluator, dict(to_save or {}, trainer=trainer))
+    if grad_scaler(trainer) is not None:
+        r.to_save["scaler"] = grad_scaler(trainer)
+    r.add("timer", lambda r: StepTimer(device).attach(trainer), Stage.TIMER, save="timer")
+    r.add("metrics", lambda r: _attach_running_figures(trainer), Stage.METRICS)
+    r.add("evaluate", lambda r: trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: evaluator.run(test_iter)),
+          Stage.EVALUATE)
+    label = str([torch.device(device)]) if devices_label is None else devices_label
+    r.add("history", lambda r: History(devices=label).attach(trainer, evaluator), Stage.RECORD, save="history")
+    if lr_scheduler is not None:
+        r.add("lr_scheduler", lambda r: attach_lr_scheduler(trainer, lr_scheduler, scheduler_every), Stage.SCHEDULE,
+              save="lr_scheduler")
+    if plotter is not None:
+        r.add("plot", lambda r: _attach_plots(plotter, r, num_epochs, lr_scheduler if plot_lr else None), Stage.PLOT,
+              save="plot")
+    for i, attach in enumerate(handlers):
+        r.add(f"handlers[{i}]", lambda r, attach=attach: attach(trainer, evaluator), Stage.USER, save=f"handlers[{i}]")
+    if early_stopping is not None:
+        r.add("early_stopping", lambda r: attach_early_stopping(trainer, evaluator, early_stopping,
+                                                                early_stopping_metric), Stage.STOPPING,
+              save="early_stopping")
+    r.add("rng", lambda r: RngState([train_iter] if train_iter is not None else []).attach(trainer), Stage.RNG,
+          save="rng")
+    r.add("guard", lambda r: NonFiniteGuard().attach(trainer), Stage.GUARD)
+    r.add("checkpoints", lambda r: {} if checkpoint_dir is None else attach_checkpoints(
+        trainer, r.to_save, checkpoint_dir, score=lambda _: evaluator.state.metrics["acc"]), Stage.CHECKPOINT)
+    r.add("interrupt", lambda r: Interrupt(r.attached["checkpoints"].get("interrupted")).attach(trainer),
+          Stage.INTERRUPT)
+    if wants_progress(progress):
+        r.add("progress", lambda r: attach_progress(trainer), Stage.PROGRESS)
+    return r
+
+
+def attach_book_recipe(trainer: Engine, evaluator: Engine, test_iter: Iterable, **options: Any) -> Recipe:
+    """``book_recipe(...)`` attached at once: the usual call when you add no parts of your own."""
+    return book_recipe(trainer, evaluator, test_iter, **options).attach()
+
+
+def _attach_plots(plotter: VisdomPlotter, r: Recipe, num_epochs: int, lr_scheduler: Any) -> VisdomPlotter:
+    attach_book_plot(plotter, r.trainer, r.evaluator, num_epochs)
+    if lr_scheduler is not None:
+        plotter.attach(r.trainer, Events.ITERATION_COMPLETED, {"lr": lambda _: current_lr(lr_scheduler)},
+                       x=epoch_fraction, window="lr")
+    return plotter

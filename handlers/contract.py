@@ -1,0 +1,61 @@
+"""The typed contract between a training step and the handlers that read it.
+
+A step built by ``engine.create_trainer`` / ``create_evaluator`` publishes the book's batch
+statistics as ``engine.state.step_output`` (a ``StepOutput``) whatever its ``output_transform``
+makes of ``engine.state.output``, and keeps the update count and loss scaler in typed state
+fields. Handlers read these through the functions below, never through ad-hoc keys, so a custom
+``output_transform`` cannot break the book's metrics, timer or NaN guard.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+import torch
+from ignite.engine import Engine
+
+__all__ = ["StepOutput", "BOOK_KEYS", "step_output", "optimizer_steps", "grad_scaler", "publishes_step_output"]
+
+
+class StepOutput(TypedDict):
+    """One batch's figures, on the device: nothing here forces a host sync."""
+
+    loss: torch.Tensor  # sum of the per-example losses (0-dim); absent from an evaluator without a loss
+    correct: torch.Tensor  # number of correct predictions (0-dim)
+    examples: int  # labels.shape[0]
+    predictions: int  # labels.numel(): pixels for segmentation
+
+
+BOOK_KEYS: tuple[str, ...] = tuple(StepOutput.__annotations__)
+
+
+def publishes_step_output(engine: Engine) -> bool:
+    """True for Engines made by this project's factories (they declare ``state.step_output``)."""
+    return hasattr(engine.state, "step_output")
+
+
+def step_output(engine: Engine, reader: str = "a book handler", keys: tuple[str, ...] = BOOK_KEYS) -> Mapping[str, Any]:
+    """The batch statistics of the last step, checked to hold ``keys``.
+
+    An Engine of this project's factories always has them; another Engine must return a mapping with
+    the book's keys from its step, and is told so by name when it does not.
+    """
+    out = engine.state.step_output if publishes_step_output(engine) else engine.state.output
+    if isinstance(out, Mapping) and all(k in out for k in keys):
+        return out
+    got = sorted(out) if isinstance(out, Mapping) else type(out).__name__
+    raise KeyError(
+        f"{reader} reads the step's {', '.join(keys)}, but this Engine's output is {got}; build the Engine "
+        "with engine.create_trainer / create_evaluator, or return a dict with the keys of handlers.StepOutput "
+        "from your step function"
+    )
+
+
+def optimizer_steps(engine: Engine) -> int | None:
+    """Optimizer updates so far (fewer than iterations under gradient accumulation); None when not kept."""
+    return getattr(engine.state, "optimizer_steps", None)
+
+
+def grad_scaler(engine: Engine) -> torch.amp.GradScaler | None:
+    """The fp16 loss scaler the step uses (checkpointed with the run), if any."""
+    return getattr(engine.state, "scaler", None)

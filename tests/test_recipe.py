@@ -1,0 +1,112 @@
+"""The center: a typed step output the book's handlers read whatever output_transform returns, the
+recipe's declared order, its checkpoint registry, and step options resolved once."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from conftest import loaders, small_cnn
+from ignite.engine import Engine, Events
+from ignite.metrics import Accuracy
+from torch import nn
+
+from engine import (
+    Recipe, Stage, StepOptions, attach_book_metrics, book_recipe, create_evaluator, create_trainer, train_ch13,
+)
+
+LOSS = nn.CrossEntropyLoss(reduction="none")
+
+
+def test_a_custom_output_transform_keeps_the_book_metrics(digits):
+    X, y = digits
+    tr, _ = loaders(X, y, 96, 0, 16)
+    net = small_cnn()
+    trainer = create_trainer(net, LOSS, torch.optim.SGD(net.parameters(), 0.05),
+                             output_transform=lambda X, y, y_hat, stats: (y_hat.detach(), y))
+    attach_book_metrics(trainer)
+    Accuracy().attach(trainer, "ignite_acc")  # Ignite's own metric reads the (y_hat, y) output
+    state = trainer.run(tr, max_epochs=1)
+    assert 0 <= state.metrics["acc"] <= 1 and state.metrics["loss"] > 0
+    assert state.metrics["ignite_acc"] == pytest.approx(state.metrics["acc"])
+    assert isinstance(state.output, tuple) and set(state.step_output) == {"loss", "correct", "examples", "predictions"}
+
+
+def test_an_engine_without_the_book_keys_is_told_which_keys_and_how(digits):
+    X, y = digits
+    tr, _ = loaders(X, y, 32, 0, 16)
+    plain = Engine(lambda e, batch: {"loss": torch.tensor(1.0)})
+    attach_book_metrics(plain)
+    with pytest.raises(KeyError, match=r"StepTimer reads the step's examples, but this Engine's output is \['loss'\]"):
+        plain.run(tr, max_epochs=1)
+
+
+def test_stages_order_the_parts_not_the_order_they_were_added():
+    seen = []
+    trainer = Engine(lambda e, b: None)
+    recipe = Recipe(trainer)
+    recipe.add("late", lambda r: seen.append("late"), Stage.CHECKPOINT)
+    recipe.add("user", lambda r: seen.append("user"))
+    recipe.add("early", lambda r: seen.append("early"), Stage.TIMER)
+    recipe.attach()
+    assert seen == ["early", "user", "late"]
+    with pytest.raises(ValueError, match="already has a part named 'user'"):
+        recipe.add("user", lambda r: None)
+
+
+class Counter:
+    """A user handler with state: counts iterations, checkpointed through the recipe's registry."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, trainer: Engine, evaluator: Engine) -> "Counter":
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: setattr(self, "seen", self.seen + 1))
+        return self
+
+    def state_dict(self) -> dict:
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seen = state["seen"]
+
+
+def test_user_handler_state_is_checkpointed_and_resumed(digits, tmp_path):
+    X, y = digits
+    tr, te = loaders(X, y, 96, 32, 16)
+    net = small_cnn()
+    first = Counter()
+    train_ch13(net, tr, te, LOSS, torch.optim.SGD(net.parameters(), 0.05), 2, plot=False, verbose=False,
+               checkpoint_dir=str(tmp_path / "a"), handlers=[first])
+    saved = torch.load(tmp_path / "a" / "last_checkpoint_2.pt", weights_only=True)
+    assert saved["handlers[0]"] == {"seen": 12}
+    again = Counter()
+    train_ch13(net, tr, te, LOSS, torch.optim.SGD(net.parameters(), 0.05), 3, plot=False, verbose=False,
+               checkpoint_dir=str(tmp_path / "b"), resume=str(tmp_path / "a"), handlers=[again])
+    assert again.seen == 18  # 12 restored + 6 of the third epoch
+
+
+def test_the_recipe_on_engines_you_build_gives_train_ch13s_figures(digits):
+    X, y = digits
+    tr, te = loaders(X, y, 96, 32, 16)
+    a, b = small_cnn(), small_cnn()
+    book = train_ch13(a, tr, te, LOSS, torch.optim.SGD(a.parameters(), 0.05), 2, plot=False, verbose=False)
+    trainer = create_trainer(b, LOSS, torch.optim.SGD(b.parameters(), 0.05))
+    recipe = book_recipe(trainer, create_evaluator(b), te, num_epochs=2)
+    recipe.attach()
+    trainer.run(tr, max_epochs=2)
+    history = recipe.attached["history"]
+    assert history.train_loss == book.train_loss and history.test_acc == book.test_acc
+
+
+def test_step_options_are_checked_once_and_frozen():
+    with pytest.raises(ValueError, match="accumulation_steps must be a whole number"):
+        StepOptions(accumulation_steps=0)
+    with pytest.raises(ValueError, match="amp='fp8' is not a precision"):
+        StepOptions(amp="fp8")
+    options = StepOptions(fast=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.amp = "bf16"  # type: ignore[misc]
+    net = nn.Linear(2, 2)
+    resolved = options.resolve(torch.device("cpu"), net, torch.optim.SGD(net.parameters(), 0.1))
+    assert resolved == StepOptions(compile=True) and resolved.resolve(torch.device("cpu"), net, None) is resolved
