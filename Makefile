@@ -8,23 +8,32 @@ VENV := .venv
 export PIP_CONSTRAINT := $(CURDIR)/.ci/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: train test env bench
+PIP := $(VENV)/bin/python -m pip install -q --no-warn-conflicts
 
+.PHONY: train test env test-env bench
+
+# the main job's needs only
 $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q -e '.[dev]'
-	$(VENV)/bin/python -m pip install -q --no-deps d2l==1.0.3
-	$(VENV)/bin/python -m pip install -q pandas requests matplotlib-inline ipython
+	$(PIP) -e .
+	touch $@
+
+# tests and benchmarks: pytest, a notebook kernel, and the book's own d2l 1.0.3 as the reference
+# (--no-deps: its pins, e.g. numpy==1.23.5, are for the book's notebooks, not for this check)
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(PIP) -e '.[dev]'
+	$(PIP) --no-deps d2l==1.0.3
 	touch $@
 
 env: $(VENV)/.installed
+test-env: $(VENV)/.test-installed
 
 train: env
 	$(VENV)/bin/d2l-ignite train $(ARGS)
 
-test: env
+test: test-env
 	bash .ci/browser
 	$(VENV)/bin/python -m pytest $(ARGS)
 
-bench: env
+bench: test-env
 	$(VENV)/bin/python -m bench $(ARGS)

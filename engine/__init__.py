@@ -3,6 +3,7 @@ from engine._shadow import check_sibling
 
 check_sibling("handlers")  # before anything imports it
 
+from engine.book import Accumulator, Timer, accuracy, train_batch_ch13, train_ch6  # noqa: E402
 from engine.book_recipe import attach_book_metrics, attach_book_recipe, book_recipe  # noqa: E402
 from engine.devices import try_all_gpus, try_gpu  # noqa: E402
 from engine.factories import create_evaluator, create_trainer, evaluate_accuracy, evaluate_accuracy_gpu  # noqa: E402
@@ -11,6 +12,7 @@ from engine.recipe import Recipe, Stage  # noqa: E402
 from engine.batch import prepare_batch  # noqa: E402
 from engine.step import correct_count  # noqa: E402
 from engine.train import train_ch13  # noqa: E402
+from handlers.plot import Animator  # noqa: E402
 
 # Importable for round-1 code, but not the intended API (they live in their modules).
 from engine.devices import place_model, resolve_devices  # noqa: E402,F401
@@ -34,4 +36,10 @@ __all__ = [
     "correct_count",
     "try_gpu",
     "try_all_gpus",
+    "train_batch_ch13",
+    "train_ch6",
+    "accuracy",
+    "Accumulator",
+    "Timer",
+    "Animator",
 ]

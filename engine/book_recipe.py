@@ -15,7 +15,7 @@ from ignite.engine import Engine, Events
 
 from engine.recipe import Recipe, Stage
 from handlers import BookAccuracy, BookCadence, BookLoss, History, StepTimer, VisdomPlotter, attach_book_plot
-from handlers.progress import attach_progress, wants_progress
+from handlers.progress import Progress, attach_epoch_lines, attach_progress, wants_progress
 from handlers.cadence import epoch_fraction
 from handlers.checkpoint import RngState, attach_checkpoints
 from handlers.contract import grad_scaler
@@ -58,7 +58,7 @@ def book_recipe(
     early_stopping_metric: str = "test_acc",
     checkpoint_dir: str | None = None,
     handlers: Sequence[UserHandler] = (),
-    progress: bool | None = False,
+    progress: Progress = False,
 ) -> Recipe:
     """The recipe, not yet attached: add your own parts (``recipe.add``), then ``recipe.attach()``.
 
@@ -66,6 +66,8 @@ def book_recipe(
     ``to_save`` starts the checkpoint registry (``train_ch13`` puts the model and optimizer there;
     the trainer is always added). Each of ``handlers`` is called as ``f(trainer, evaluator)`` in the
     USER stage; what it returns is checkpointed as ``handlers[i]`` when it has a ``state_dict``.
+    ``progress``: True/"bar" a progress bar, "epochs" a line per epoch on stderr, None a bar on a
+    terminal or in Jupyter, False nothing.
     """
     r = Recipe(trainer, evaluator, dict(to_save or {}, trainer=trainer))
     if grad_scaler(trainer) is not None:
@@ -95,7 +97,9 @@ def book_recipe(
         trainer, r.to_save, checkpoint_dir, score=lambda _: evaluator.state.metrics["acc"]), Stage.CHECKPOINT)
     r.add("interrupt", lambda r: Interrupt(r.attached["checkpoints"].get("interrupted")).attach(trainer),
           Stage.INTERRUPT)
-    if wants_progress(progress):
+    if progress == "epochs":
+        r.add("progress", lambda r: attach_epoch_lines(trainer, evaluator), Stage.PROGRESS)
+    elif wants_progress(progress):
         r.add("progress", lambda r: attach_progress(trainer), Stage.PROGRESS)
     return r
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["try_gpu", "try_all_gpus", "resolve_devices", "place_model"]
+__all__ = ["try_gpu", "try_all_gpus", "resolve_devices", "devices_label", "place_model"]
 
 
 def try_gpu(i: int = 0) -> torch.device:
@@ -24,9 +25,10 @@ def try_all_gpus() -> list[torch.device]:
 def resolve_devices(devices: Sequence[torch.device | str | int] | torch.device | str | None) -> list[torch.device]:
     """Normalise a user's ``devices`` argument, rejecting what cannot work before any step runs.
 
-    ``None`` means all GPUs (or the CPU), evaluated now rather than at import as in the book.
+    ``None`` or ``[]`` means all GPUs (or the CPU), evaluated now rather than at import as in the book
+    (whose ``try_all_gpus()`` is ``[]`` on a machine without GPU).
     """
-    if devices is None:
+    if devices is None or (isinstance(devices, Sequence) and not isinstance(devices, str) and len(devices) == 0):
         return try_all_gpus()
     if isinstance(devices, (torch.device, str, int)):
         devices = [devices]
@@ -54,6 +56,11 @@ def resolve_devices(devices: Sequence[torch.device | str | int] | torch.device |
     if len(out) > 1 and out[0].type != "cuda":
         raise ValueError(f"several devices are only supported for GPUs (DataParallel), got {[str(d) for d in out]}")
     return out
+
+
+def devices_label(devices: Any, resolved: list[torch.device]) -> str:
+    """The device list as the closing line prints it: what the caller passed, as the book prints it."""
+    return str(resolved) if devices is None or (isinstance(devices, Sequence) and len(devices) == 0) else str(devices)
 
 
 def place_model(net: nn.Module, devices: list[torch.device]) -> nn.Module:

@@ -14,7 +14,7 @@ import ignite.distributed as idist
 import torch
 from torch import nn
 
-from engine.devices import place_model, resolve_devices
+from engine.devices import devices_label, place_model, resolve_devices
 from engine.distributed import describe_world, distribute_model, is_distributed, shard_loader
 from engine.prefetch import DevicePrefetcher
 
@@ -47,7 +47,7 @@ def place(net: nn.Module, train_iter: Iterable, test_iter: Iterable, devices: Se
         train_iter, test_iter = shard_loader(train_iter, True), shard_loader(test_iter, False)
     else:
         devices_ = resolve_devices(devices)
-        model, label = place_model(net, devices_), str(devices_)
+        model, label = place_model(net, devices_), devices_label(devices, devices_)
     if devices_[0].type == "cuda":
         train_iter = DevicePrefetcher(train_iter, devices_[0])
     return Placement(model, devices_, train_iter, test_iter, idist.get_world_size(), label)

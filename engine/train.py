@@ -19,6 +19,7 @@ from engine.recipe import Recipe
 from engine.resume import resume_run
 from handlers import History, VisdomPlotter
 from handlers.plot import new_env
+from handlers.progress import Progress
 
 __all__ = ["train_ch13", "default_plotter"]
 
@@ -37,7 +38,7 @@ def train_ch13(
     num_epochs: int,
     devices: Sequence[Any] | None = None,
     *,
-    progress: bool | None = None,
+    progress: Progress = None,
     verbose: bool = True,
     plot: bool | VisdomPlotter = True,
     out_dir: str | None = None,

@@ -6,7 +6,7 @@ from handlers.guards import Interrupt, NonFiniteGuard
 from handlers.history import History
 from handlers.lr_schedule import attach_lr_scheduler
 from handlers.metrics import BookAccuracy, BookLoss, RatioMetric
-from handlers.plot import VisdomPlotter, attach_book_plot, save_png
+from handlers.plot import Animator, VisdomPlotter, attach_book_plot, save_png
 from handlers.progress import attach_progress
 from handlers.stopping import attach_early_stopping
 from handlers.throughput import StepTimer
@@ -28,6 +28,7 @@ __all__ = [
     "StepTimer",
     "History",
     "VisdomPlotter",
+    "Animator",
     "attach_book_plot",
     "save_png",
     "LocalVisdom",

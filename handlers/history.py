@@ -8,7 +8,7 @@ from ignite.engine import Engine, Events
 __all__ = ["History"]
 
 
-@dataclass
+@dataclass(repr=False)
 class History:
     """Per-epoch train loss, train acc, test acc and cumulative examples/sec (the book's definition)."""
 
@@ -30,6 +30,14 @@ class History:
         if evaluator is not None:
             self.test_acc.append(float(evaluator.state.metrics["acc"]))
         self.examples_per_sec.append(float(metrics.get("examples/sec", 0.0)))
+
+    def __repr__(self) -> str:
+        """One line (a notebook cell ending in ``train_ch13(...)`` shows it); the lists stay attributes."""
+        if not self.train_loss:
+            return "History(no epochs)"
+        test = f", test acc {self.test_acc[-1]:.3f}" if self.test_acc else ""
+        return (f"History({len(self.train_loss)} epochs: loss {self.train_loss[-1]:.3f}, train acc "
+                f"{self.train_acc[-1]:.3f}{test}, {self.examples_per_sec[-1]:.1f} examples/sec)")
 
     def summary(self) -> str:
         """The book's two closing lines, for the last epoch."""

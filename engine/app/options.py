@@ -121,5 +121,13 @@ def add_options(parser: argparse.ArgumentParser | Any, options: Iterable[Option]
 
 
 def train_kwargs(args: argparse.Namespace, options: Iterable[Option]) -> dict[str, Any]:
-    """The ``train_ch13`` keywords that ``options`` map to, from parsed ``args``."""
-    return {o.kwarg: getattr(args, o.dest) for o in options if o.kwarg is not None and hasattr(args, o.dest)}
+    """The ``train_ch13`` keywords that ``options`` map to, from parsed ``args``.
+
+    A command run into a log (stderr no terminal, no ``--progress``) reports a line per epoch.
+    """
+    from handlers.progress import wants_progress
+
+    kwargs = {o.kwarg: getattr(args, o.dest) for o in options if o.kwarg is not None and hasattr(args, o.dest)}
+    if "progress" in kwargs and kwargs["progress"] is None and not wants_progress(None):
+        kwargs["progress"] = "epochs"
+    return kwargs

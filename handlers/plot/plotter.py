@@ -67,9 +67,11 @@ class VisdomPlotter:
         ylabel: str | None = None,
         xlim: tuple[float, float] | None = None,
         ylim: tuple[float, float] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> VisdomPlotter:
-        """Declare a window; ``xlim``/``ylim`` become the tick options Visdom honours."""
-        opts: dict[str, Any] = {"title": title or name, "legend": list(legend)}
+        """Declare a window; ``xlim``/``ylim`` become the tick options Visdom honours; ``extra`` adds
+        other Visdom line options (``xtype="log"``, ``width``, ...)."""
+        opts: dict[str, Any] = {"title": title or name, "legend": list(legend), **(extra or {})}
         if xlabel:
             opts["xlabel"] = xlabel
         if ylabel:
@@ -109,6 +111,13 @@ class VisdomPlotter:
 
     def _finish(self, engine: Engine) -> None:
         self.close()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait (bounded) until the server has every point so far; the plotter stays open."""
+        deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
+        while self.sender.undelivered() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.sender.undelivered()
 
     def close(self) -> bool:
         """Flush (bounded wait), save the env, write the PNG and, if needed, the replay log.

@@ -26,6 +26,8 @@ def save_png(store: PlotStore, path: str) -> str:
                         marker="o" if len(points) == 1 else None)
         ax.set_title(opts.get("title", name))
         ax.set_xlabel(opts.get("xlabel", ""))
+        ax.set_xscale(opts.get("xtype", "linear"))
+        ax.set_yscale(opts.get("ytype", "linear"))
         if "xtickmin" in opts and "xtickmax" in opts:  # one epoch: 1..1 would be an empty range
             lo, hi = opts["xtickmin"], opts["xtickmax"]
             ax.set_xlim(min(lo, hi - 1), hi)
