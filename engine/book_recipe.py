@@ -59,6 +59,7 @@ def book_recipe(
     checkpoint_dir: str | None = None,
     handlers: Sequence[UserHandler] = (),
     progress: Progress = False,
+    plot_title: str | None = None,
 ) -> Recipe:
     """The recipe, not yet attached: add your own parts (``recipe.add``), then ``recipe.attach()``.
 
@@ -82,8 +83,8 @@ def book_recipe(
         r.add("lr_scheduler", lambda r: attach_lr_scheduler(trainer, lr_scheduler, scheduler_every), Stage.SCHEDULE,
               save="lr_scheduler")
     if plotter is not None:
-        r.add("plot", lambda r: _attach_plots(plotter, r, num_epochs, lr_scheduler if plot_lr else None), Stage.PLOT,
-              save="plot")
+        r.add("plot", lambda r: _attach_plots(plotter, r, num_epochs, lr_scheduler if plot_lr else None, plot_title),
+              Stage.PLOT, save="plot")
     for i, attach in enumerate(handlers):
         r.add(f"handlers[{i}]", lambda r, attach=attach: attach(trainer, evaluator), Stage.USER, save=f"handlers[{i}]")
     if early_stopping is not None:
@@ -109,8 +110,9 @@ def attach_book_recipe(trainer: Engine, evaluator: Engine, test_iter: Iterable, 
     return book_recipe(trainer, evaluator, test_iter, **options).attach()
 
 
-def _attach_plots(plotter: VisdomPlotter, r: Recipe, num_epochs: int, lr_scheduler: Any) -> VisdomPlotter:
-    attach_book_plot(plotter, r.trainer, r.evaluator, num_epochs)
+def _attach_plots(plotter: VisdomPlotter, r: Recipe, num_epochs: int, lr_scheduler: Any,
+                  title: str | None) -> VisdomPlotter:
+    attach_book_plot(plotter, r.trainer, r.evaluator, num_epochs, title=title)
     if lr_scheduler is not None:
         plotter.attach(r.trainer, Events.ITERATION_COMPLETED, {"lr": lambda _: current_lr(lr_scheduler)},
                        x=epoch_fraction, window="lr")

@@ -15,18 +15,33 @@ from engine.distributed import is_main_process
 from engine.factories import create_evaluator, create_trainer
 from engine.options import StepOptions
 from engine.placement import place
+from engine.plotting import announce, default_plotter, plots_enabled
 from engine.recipe import Recipe
 from engine.resume import resume_run
 from handlers import History, VisdomPlotter
-from handlers.plot import new_env
 from handlers.progress import Progress
 
-__all__ = ["train_ch13", "default_plotter"]
+__all__ = ["train_ch13", "run_title"]
 
 
-def default_plotter(out_dir: str | None = None) -> VisdomPlotter:
-    """A plotter on ``$VISDOM_URL`` (or the local default) in a fresh, time-stamped env."""
-    return VisdomPlotter(env=new_env(), out_dir=out_dir)
+def _plotter(plot: bool | VisdomPlotter | None, out_dir: str | None) -> VisdomPlotter | None:
+    """``plot=True``: a plotter of this run's own (see ``engine.plotting``), unless ``$D2L_IGNITE_PLOT=0``;
+    a ``VisdomPlotter``: the caller's, flushed at the end but left open; False/None: none."""
+    if plot is True:
+        return default_plotter(out_dir) if plots_enabled() else None
+    if plot is None or plot is False:
+        return None
+    if not isinstance(plot, VisdomPlotter):
+        raise TypeError(f"plot must be True, False or a handlers.VisdomPlotter, got {type(plot).__name__}")
+    return plot
+
+
+def run_title(net: nn.Module, optimizer: torch.optim.Optimizer, train_iter: Iterable) -> str:
+    """What ran, for the plot's title: model class, optimizer and learning rate, batch size."""
+    lr = optimizer.param_groups[0].get("lr") if optimizer.param_groups else None
+    batch = getattr(train_iter, "batch_size", None)
+    return ", ".join([type(net).__name__, f"{type(optimizer).__name__} lr {lr:g}" if isinstance(lr, float) else
+                      type(optimizer).__name__] + ([f"batch {batch}"] if batch else []))
 
 
 def train_ch13(
@@ -62,8 +77,10 @@ def train_ch13(
 
     ``devices=None`` means every GPU, else the CPU; several GPUs wrap the net in DataParallel.
     After training the caller's ``net`` sits on ``devices[0]`` in eval mode.
-    ``plot=True`` streams the book's curves to Visdom (``$VISDOM_URL`` or 127.0.0.1:8097) from a
-    background thread; with no server the points go to a replay log. ``out_dir`` also gets the PNG.
+    ``plot=True`` streams the book's curves to Visdom from a background thread: ``$VISDOM_URL``, else a
+    local server started once per process (see ``engine.plotting``); the link is printed (and shown
+    inline in Jupyter); ``out_dir`` (default ``runs/<env>``) gets the PNG, and the replay log when no
+    server took the points. A ``VisdomPlotter`` passed as ``plot`` is flushed, not closed.
     The keyword options are ``create_trainer``'s step options (``amp``, ``accumulation_steps``,
     ``clip_grad_norm``, ``channels_last``, ``compile``) and handlers: an ``lr_scheduler`` stepped
     every iteration or epoch, checkpoints in ``checkpoint_dir`` (every epoch and the best test acc),
@@ -84,21 +101,23 @@ def train_ch13(
     evaluator = create_evaluator(run.model, run.devices[:1], amp=options.amp, channels_last=options.channels_last,
                                  compile=options.compile, loss=loss if early_stopping_metric == "test_loss" else None)
     main = is_main_process()
-    plotter = (default_plotter(out_dir) if plot is True else (plot or None)) if main else None
+    plotter = _plotter(plot, out_dir) if main else None
     recipe = attach_book_recipe(
         engine, evaluator, run.test_iter, num_epochs=num_epochs, device=run.device, devices_label=run.label,
         to_save={"model": net, "optimizer": trainer}, train_iter=run.train_iter, plotter=plotter,
         lr_scheduler=lr_scheduler, scheduler_every=scheduler_every, plot_lr=plot_lr, early_stopping=early_stopping,
         early_stopping_metric=early_stopping_metric, checkpoint_dir=checkpoint_dir, handlers=handlers,
-        progress=progress if main else False)
+        progress=progress if main else False, plot_title=run_title(net, trainer, train_iter))
     if resume is not None:
         resume_run(resume, recipe.to_save, num_epochs, run.epoch_length)
+    if plotter is not None and plotter.live:
+        announce(plotter)
     try:
         engine.run(run.train_iter, max_epochs=num_epochs)
     finally:
         recipe.attached["interrupt"].restore()
         if plotter is not None:
-            plotter.close()
+            plotter.close() if plot is True else plotter.flush()
     net.eval()
     return _report(recipe, verbose and main, main)
 

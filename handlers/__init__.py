@@ -6,7 +6,10 @@ from handlers.guards import Interrupt, NonFiniteGuard
 from handlers.history import History
 from handlers.lr_schedule import attach_lr_scheduler
 from handlers.metrics import BookAccuracy, BookLoss, RatioMetric
-from handlers.plot import Animator, VisdomPlotter, attach_book_plot, save_png
+from handlers.plot import (
+    Animator, GradsScalarHandler, OptimizerParamsHandler, OutputHandler, VisdomLogger, VisdomPlotter,
+    WeightsScalarHandler, attach_book_plot, global_step_from_engine, save_png,
+)
 from handlers.progress import attach_progress
 from handlers.stopping import attach_early_stopping
 from handlers.throughput import StepTimer
@@ -29,6 +32,12 @@ __all__ = [
     "History",
     "VisdomPlotter",
     "Animator",
+    "VisdomLogger",
+    "OutputHandler",
+    "OptimizerParamsHandler",
+    "WeightsScalarHandler",
+    "GradsScalarHandler",
+    "global_step_from_engine",
     "attach_book_plot",
     "save_png",
     "LocalVisdom",

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from engine import train_ch13  # noqa: E402
+from handlers import VisdomPlotter  # noqa: E402
 
 
 def run(local_rank: int, args: argparse.Namespace) -> None:
@@ -36,11 +37,14 @@ def run(local_rank: int, args: argparse.Namespace) -> None:
     poison = []
     if args.poison_rank0_at and rank == 0:  # a nan batch on one process only
         poison = [lambda tr, _: tr.add_event_handler(Events.ITERATION_STARTED(once=args.poison_rank0_at), _nan)]
-    with contextlib.redirect_stdout(out):
+    # nobody listens there: the plotting rank (0 only) leaves a replay log when it closes the plotter
+    plotter = VisdomPlotter("http://127.0.0.1:9", "ddp", out_dir=os.path.join(args.out, f"plots{rank}"),
+                            connect_timeout=0.2)
+    with contextlib.redirect_stdout(out), plotter:
         try:
             train_ch13(net, train, test, nn.CrossEntropyLoss(reduction="none"),
-                       torch.optim.SGD(net.parameters(), 0.01), args.epochs, plot=True, progress=False,
-                       out_dir=os.path.join(args.out, f"plots{rank}"), checkpoint_dir=os.path.join(args.out, "ck"),
+                       torch.optim.SGD(net.parameters(), 0.01), args.epochs, plot=plotter, progress=False,
+                       checkpoint_dir=os.path.join(args.out, "ck"),
                        resume=args.resume, handlers=poison, compile=args.compile)
         except FloatingPointError as e:
             print(e)
@@ -64,7 +68,6 @@ def main() -> None:
     p.add_argument("--poison-rank0-at", type=int, default=None)
     p.add_argument("--compile", action="store_true")
     args = p.parse_args()
-    os.environ["VISDOM_URL"] = "http://127.0.0.1:9"  # nobody listens: a plotting rank leaves a replay log
     if args.nproc == 1:
         run(0, args)
         return

@@ -39,7 +39,7 @@ def run_ours(net, train_iter, test_iter, opt, epochs) -> list[str]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"), opt, epochs, CPU, progress=False)
-    return out.getvalue().splitlines()
+    return [line for line in out.getvalue().splitlines() if not line.startswith("Live plots: ")]
 
 
 def test_matches_first_principles_loop(digits):

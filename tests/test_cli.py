@@ -11,7 +11,8 @@ import pytest
 
 def cli(*args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "engine.app", *args], capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ, VISDOM_URL="http://127.0.0.1:1", **(env or {})))
+                          timeout=timeout, env=dict(os.environ, VISDOM_URL="http://127.0.0.1:1", D2L_IGNITE_PLOT="1",
+                                                   **(env or {})))
 
 
 def test_default_train_reaches_97_percent_with_live_plots(tmp_path):

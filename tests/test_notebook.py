@@ -36,6 +36,8 @@ for epoch in range(2):
         metric.add(l, acc, y.shape[0])
     animator.add(epoch + 1, (metric[0] / metric[2], metric[1] / metric[2]))
 print("delivered", animator.close(), animator.plotter.env, animator.window)""",
+    """history = train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"),
+                     torch.optim.Adam(net.parameters(), lr=1e-2), 1)  # plot=True: the live window inline""",
 ]
 
 
@@ -51,6 +53,7 @@ def _texts(cell) -> str:
 
 def test_the_books_calls_in_a_notebook(server, monkeypatch):
     monkeypatch.setenv("VISDOM_URL", server.url)
+    monkeypatch.setenv("D2L_IGNITE_PLOT", "1")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
     NotebookClient(nb, timeout=300, kernel_name="python3").execute()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -65,3 +68,7 @@ def test_the_books_calls_in_a_notebook(server, monkeypatch):
     m = re.search(r"delivered True (\S+) (\S+)", _texts(nb.cells[2]))
     assert m, _texts(nb.cells[2])
     assert trace_counts(server.url, m.group(1), m.group(2)) == {"train loss": 2, "train acc": 2}
+    live = nb.cells[3]
+    link = re.search(r"Live plots: (\S+)", _texts(live)).group(1)
+    frames = [o["data"]["text/html"] for o in live.outputs if "text/html" in o.get("data", {})]
+    assert link.startswith(f"{server.url}/env/d2l-ignite-") and any(f'src="{link}"' in f for f in frames), frames

@@ -44,7 +44,10 @@ def run(digits, plotter, epochs=2, n_train=200, batch=20, on_epoch=None):
     t0 = time.perf_counter()
     h = train_ch13(net, train_iter, test_iter, CE, torch.optim.SGD(net.parameters(), 0.1), epochs, ["cpu"],
                    progress=False, verbose=False, plot=plotter)
-    return h, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    assert not plotter.closed  # a plotter passed in is flushed, not closed: its creator closes it
+    plotter.close()
+    return h, seconds
 
 
 def test_book_window_on_server(digits, server, tmp_path):
@@ -59,7 +62,10 @@ def test_book_window_on_server(digits, server, tmp_path):
     assert data["train loss"]["x"][:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
     assert data["train loss"]["y"][4] == pytest.approx(h.train_loss[0])
     layout = w["content"]["layout"]
-    assert layout["xaxis"]["range"] == [1, 3] and layout["yaxis"]["range"] == [0, 1]
+    top = max(max(t["y"]) for t in data.values())
+    assert layout["xaxis"]["range"] == [0, 3] and layout["yaxis"]["range"][0] == 0  # every point in frame:
+    assert max(1, top) <= layout["yaxis"]["range"][1] <= max(1, top) * 1.06  # a loss above 1 grows the top
+    assert data["train loss"]["mode"] == "lines+markers" and w["title"].startswith("train_ch13: Sequential, SGD lr 0.1")
     assert layout["xaxis"]["title"] == "epoch"
     assert os.path.exists(os.path.join(server.env_path, "book.json"))  # env saved at the end
     assert os.path.getsize(tmp_path / "curves.png") > 5000
@@ -76,9 +82,11 @@ def test_general_plotter_any_series_any_event(digits, server):
                    window="loss")
     plotter.attach(trainer, Events.EPOCH_COMPLETED, {"lr": lambda e: 0.1}, x=lambda e: e.state.epoch, window="lr")
     trainer.run(train_iter, max_epochs=3)
-    assert plotter.closed  # closed at COMPLETED
-    assert trace_counts(server.url, "custom", "loss") == {"batch loss": 10}
-    assert trace_counts(server.url, "custom", "lr") == {"lr": 3}
+    assert not plotter.closed and plotter.flush()  # attaching never closes; flush waits for delivery
+    trainer.run(train_iter, max_epochs=4)  # the same plotter keeps plotting a further run
+    assert plotter.close()
+    assert trace_counts(server.url, "custom", "lr") == {"lr": 4}
+    assert trace_counts(server.url, "custom", "loss") == {"batch loss": 13}
 
 
 def replay_and_count(log: str, url: str, env: str) -> dict[str, int]:

@@ -84,3 +84,41 @@ def test_asset_list_of_visdom_030_maps_to_npm(tmp_path):
 
     installed = required_files()
     assert any(path.startswith("js/mathjax/") for path in installed), visdom.__version__
+
+
+def test_saved_runs_are_served_and_compared_with_curves_visible(tmp_path):
+    cli = [sys.executable, "-m", "engine.app"]
+    env = dict(os.environ, VISDOM_URL="http://127.0.0.1:1", D2L_IGNITE_PLOT="1")  # each run starts its own server
+    names = []
+    for run, lr in (("a", "0.01"), ("b", "0.003")):
+        done = subprocess.run(cli + ["train", "--epochs", "2", "--out", f"runs/{run}", "--lr", lr], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        names.append(re.search(r"Live plots: \S+/env/(\S+)", done.stdout).group(1))
+    port = free_port()
+    proc = subprocess.Popen(cli + ["visdom", "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = f"http://127.0.0.1:{port}"
+        assert f"{url}/env/{names[1]}" in line  # the printed link opens the newest run
+        done = subprocess.run(cli + ["compare", *names, "--visdom", url, "--name", "cmp"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and f"{url}/env/cmp" in done.stdout, done.stderr
+        dom = browse(f"{url}/env/cmp", "--dump-dom").stdout
+        ARTIFACTS.mkdir(exist_ok=True)
+        browse(f"{url}/env/cmp", f"--screenshot={ARTIFACTS / 'visdom-compare.png'}")
+    finally:
+        proc.send_signal(15)  # SIGTERM stops the command and its server
+        proc.wait(30)
+    legend = re.findall(r'class="legendtext"[^>]*>([^<]+)<', dom)
+    assert sorted(set(legend)) == sorted(names) and len(legend) == 2 * 4  # 4 windows (3 series + lr), 2 runs each
+    drawn = [d for d in re.findall(r'class="js-line" d="(M[^"]+)"', dom) if not d.startswith("M5,0h")]  # not legend swatches
+    assert len(drawn) == 8, len(drawn)  # every run's curve is drawn in every window
+    assert not _port_open(port)  # SIGTERM left no server behind
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -12,14 +12,34 @@ from engine.app.train_command import add_train  # noqa: E402
 
 
 def _add_visdom(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("visdom", help="serve Visdom locally (no CDN; browser files from npm) and print its URL",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    p = sub.add_parser("visdom", help="serve every saved run locally (no CDN; browser files from npm) and print "
+                       "the newest run's link", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--port", type=int, default=8097, help="port; a busy one is an error")
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine) or 0.0.0.0 (every interface)")
-    p.add_argument("--env-path", default="runs/visdom", help="folder whose saved envs are served and kept")
+    p.add_argument("--env-path", default="runs", help="the runs folder (every runs/*/visdom env is served) or a "
+                   "folder of saved envs")
     p.add_argument("--login", action="store_true",
                    help="require VISDOM_USERNAME / VISDOM_PASSWORD (read from the environment)")
     p.set_defaults(func=_visdom)
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="build a Visdom env that compares runs: a window per series, a trace per run")
+    p.add_argument("envs", nargs="+", metavar="ENV", help="the runs' env names (as in their links)")
+    p.add_argument("--name", default=None, help="the comparison env's name (default: compare-<first>-...)")
+    p.add_argument("--visdom", default=None, metavar="URL", help="server (default: $VISDOM_URL or 127.0.0.1:8097)")
+    p.set_defaults(func=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from engine.app.runs import compare_envs
+    from handlers.plot import server_url
+
+    url = server_url(args.visdom)
+    name = args.name or "compare-" + "-".join(e.rsplit("-", 1)[-1] for e in args.envs)
+    windows = compare_envs(url, args.envs, name)
+    print(f"Comparing {len(args.envs)} runs in {len(windows)} windows: {url}/env/{name}", flush=True)
+    return 0
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:
@@ -30,12 +50,19 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 
 
 def _visdom(args: argparse.Namespace) -> int:
+    import signal
     import time
 
+    from engine.app.runs import newest_env, serve_folder
     from handlers.visdom_server import LocalVisdom
 
-    server = LocalVisdom(args.port, args.host, args.env_path, login=args.login).start()
-    print(f"Visdom is serving {args.env_path} at {server.url}  (Ctrl-C stops it)", flush=True)
+    folder = serve_folder(args.env_path)
+    server = LocalVisdom(args.port, args.host, folder, login=args.login).start()
+    newest = newest_env(folder)
+    link = f"{server.url}/env/{newest}" if newest else server.url
+    print(f"Visdom is serving {folder} at {link}  (Ctrl-C stops it)", flush=True)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a stopped command never leaves its server behind
+        signal.signal(sig, _interrupt)
     try:
         while server.process is not None and server.process.poll() is None:
             time.sleep(0.5)
@@ -68,12 +95,17 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="d2l-ignite", description="The book's train_ch13 on Ignite Engines.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_train(sub)
     _add_visdom(sub)
     _add_replay(sub)
+    _add_compare(sub)
     return parser
 
 

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from collections.abc import Iterator
 
+from engine.plotting import live_url, plots_enabled, serving, stop_shared_server
 from handlers.plot import VisdomAddress, VisdomPlotter, new_env, server_url
-from handlers.visdom_server import LocalVisdom
-from handlers.plot.wire import Wire
 
 __all__ = ["plot_for_run", "new_run_dir"]
 
@@ -29,25 +27,27 @@ def new_run_dir(out: str | None, env: str) -> str:
 def plot_for_run(
     out: str | None, url: str | None, plot: bool, keep_serving: bool = False
 ) -> Iterator[tuple[VisdomPlotter | None, str]]:
-    """Yield ``(plotter, run folder)``; start a local Visdom for the run when none answers locally."""
+    """Yield ``(plotter, run folder)``: the same plot rule as ``train_ch13`` (``engine.plotting``), with
+    a server started for the run keeping its envs in the run folder."""
     env = new_env()
-    address = VisdomAddress(server_url(url))
+    address = VisdomAddress(server_url(url))  # a malformed --visdom fails even with --no-plot
+    plot = plot and plots_enabled()
     folder = new_run_dir(out, env)
-    server = None
-    if plot and not Wire(address, 1.0, 5.0).alive():
-        if url is None and address.host in ("127.0.0.1", "localhost"):
-            server = LocalVisdom(env_path=os.path.join(folder, "visdom")).start()
-            address = VisdomAddress(server.url)
-        else:
-            print(f"[visdom] nothing answers at {address}; points go to the run's replay log", file=sys.stderr)
-    if plot:
-        print(f"Live plots: {address.url}/env/{env}", flush=True)
-    plotter = VisdomPlotter(address.url, env, out_dir=folder) if plot else None
+    live = live_url(url, env_path=os.path.join(folder, "visdom")) if plot else None
+    plotter = VisdomPlotter(live or address.url, env, out_dir=folder, live=live is not None) if plot else None
     try:
         yield plotter, folder
     finally:
+        if plotter is not None:
+            plotter.close()
+        if keep_serving and serving() is not None:
+            print(f"Serving the plots at {live}/env/{env} until Ctrl-C", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                while serving() is not None:
+                    time.sleep(0.5)
+        server = stop_shared_server()
         if server is not None:
-            _linger(server, env, folder, keep_serving)
+            print(f"View them again any time: d2l-ignite visdom --env-path {server.env_path}", flush=True)
         _report(folder)
 
 
@@ -57,13 +57,3 @@ def _report(folder: str) -> None:
         os.rmdir(folder)
     else:
         print(f"Run folder: {folder}", flush=True)
-
-
-def _linger(server: LocalVisdom, env: str, folder: str, keep_serving: bool) -> None:
-    if keep_serving:
-        print(f"Serving the plots at {server.url}/env/{env} until Ctrl-C", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while server.process is not None and server.process.poll() is None:
-                time.sleep(0.5)
-    server.stop()
-    print(f"View them again any time: d2l-ignite visdom --env-path {os.path.join(folder, 'visdom')}", flush=True)

@@ -1,13 +1,16 @@
 """``VisdomPlotter``: the book's Animator as an Ignite handler that never waits on the network."""
 from __future__ import annotations
 
+import atexit
+import inspect
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ignite.engine import Engine, Events
+from ignite.engine import Engine
 
 from handlers.plot.png import save_png
 from handlers.plot.sender import Sender
@@ -25,16 +28,30 @@ def server_url(url: str | None = None) -> str:
 
 
 def new_env() -> str:
-    """A fresh, time-stamped env name per run, so runs never overwrite each other's plots."""
-    return time.strftime("d2l-ignite-%Y%m%d-%H%M%S")
+    """A fresh env name per run: its start time, and a random suffix so runs started in the same
+    second (or by several users) never share an env or a run folder."""
+    return time.strftime("d2l-ignite-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def _positional_arity(fn: Callable[..., Any]) -> int:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in params if p.kind in kinds and p.default is p.empty)
 
 
 class VisdomPlotter:
     """Plot any series of any Engine to Visdom, at any event, in any number of windows.
 
     ``attach(engine, event, {"name": reader}, x=reader, window=...)`` adds a point per trace each time
-    ``event`` fires; readers may return floats or 0-dim tensors (read on the sender thread). Points
-    are kept in ``store`` for the PNG, checkpoints and the replay log.
+    ``event`` fires; readers may return numbers or one-element tensors (read on the sender thread).
+    Points are kept in ``store`` for the PNG, checkpoints and the replay log.
+
+    Whoever creates a plotter closes it (``close()``, or ``with VisdomPlotter(...) as plotter``);
+    attaching never closes it, so one plotter serves any number of Engines and runs. A plotter still
+    open when the program exits is closed then, so no point is lost.
     """
 
     def __init__(
@@ -48,6 +65,7 @@ class VisdomPlotter:
         close_timeout: float = 10.0,
         max_queue: int = 10_000,
         min_interval: float = 0.5,
+        live: bool | None = None,
     ) -> None:
         self.url = server_url(url)
         self.env, self.out_dir, self.close_timeout = env, out_dir, close_timeout
@@ -56,6 +74,8 @@ class VisdomPlotter:
                              read_timeout=read_timeout, max_queue=max_queue, min_interval=min_interval)
         self.replay_path: str | None = None
         self.closed = False
+        self.live = live  # whether a Visdom server answered when the plotter was made (None: not asked)
+        atexit.register(self.close)
 
     def window(
         self,
@@ -89,27 +109,44 @@ class VisdomPlotter:
         engine: Engine,
         event: Any,
         series: Mapping[str, Reader],
-        x: Reader = lambda e: e.state.iteration,
+        x: Reader | Callable[[Engine, Any], Any] = lambda e: e.state.iteration,
         window: str = "main",
     ) -> VisdomPlotter:
         if window not in self.store.windows:
             self.window(window, list(series))
+        if _positional_arity(x) >= 2:  # Ignite's global_step_transform(engine, event_name)
+            step = x
+            x = lambda e: step(e, event)  # noqa: E731
         engine.add_event_handler(event, self._point, dict(series), x, window)
-        if not engine.has_event_handler(self._finish, Events.COMPLETED):
-            engine.add_event_handler(Events.COMPLETED, self._finish)
         return self
 
-    def add(self, window: str, trace: str, x: float, y: Any) -> None:
-        """Add one point by hand (what a handler does for you)."""
+    def add(self, window: str, trace: str, x: Any, y: Any) -> None:
+        """Add one point by hand (what a handler does for you); the value is checked here."""
+        if self.closed:
+            raise RuntimeError(f"VisdomPlotter for env {self.env!r} is closed: point ({window!r}, {trace!r}) was not "
+                               "added; make a new plotter, or close this one only when every run is done")
+        if window not in self.store.windows:
+            self.window(window, [trace])
         self.store.add(window, trace, x, y)
         self.sender.notify(window, trace)
 
     def _point(self, engine: Engine, series: dict[str, Reader], x: Reader, window: str) -> None:
-        at = float(x(engine))
+        at = x(engine)
         for trace, read in series.items():
             self.add(window, trace, at, read(engine))
 
-    def _finish(self, engine: Engine) -> None:
+    def new_window_name(self, base: str) -> str:
+        """``base``, or ``base-2``, ``base-3`` ... when a window of that name exists (a second run)."""
+        n, name = 1, base
+        while name in self.store.windows:
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def __enter__(self) -> VisdomPlotter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -127,8 +164,9 @@ class VisdomPlotter:
         if self.closed:
             return self.replay_path is None
         self.closed = True
+        atexit.unregister(self.close)
         complete = self.sender.close(self.close_timeout)
-        if self.out_dir:
+        if self.out_dir and self.store.windows:  # nothing plotted (a DDP rank > 0): no file
             save_png(self.store, os.path.join(self.out_dir, "curves.png"))
         if not complete:
             folder = self.out_dir or os.path.join("runs", self.env)

@@ -23,7 +23,7 @@ def save_png(store: PlotStore, path: str) -> str:
         for trace, points in traces.items():
             if points:
                 ax.plot([p[0] for p in points], [p[1] for p in points], label=trace,
-                        marker="o" if len(points) == 1 else None)
+                        marker="o" if len(points) == 1 or opts.get("markers") else None, markersize=3)
         ax.set_title(opts.get("title", name))
         ax.set_xlabel(opts.get("xlabel", ""))
         ax.set_xscale(opts.get("xtype", "linear"))

@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from handlers.plot.store import PlotStore
-from handlers.plot.wire import VisdomAddress, Wire, window_message, write_log
+from handlers.plot.wire import NotVisdomError, VisdomAddress, Wire, window_message, write_log
 
 __all__ = ["Sender"]
 
@@ -125,8 +125,8 @@ class Sender:
                 self._full.update(self.store.windows)  # a restarted server lost what it had
                 if self.down_since is None:
                     self.down_since = time.monotonic()
-                    self.say(f"cannot reach {self.address} ({type(e).__name__}); training goes on, "
-                             "points are kept and sent when it answers")
+                    why = str(e) if isinstance(e, NotVisdomError) else f"cannot reach {self.address} ({type(e).__name__})"
+                    self.say(f"{why}; training goes on, points are kept and sent when it answers")
                 if stopping:
                     return
                 retry_at = time.monotonic() + backoff
@@ -148,7 +148,18 @@ class Sender:
             else:
                 dirty.add((item[0], item[1]))
 
+    def _grow(self, win: str) -> None:
+        """A window whose y range grows (``grow_y``) is re-drawn whole when a value passes its top."""
+        opts, traces = self.store.snapshot(win)
+        top = max((y for points in traces.values() for _, y in points if y == y), default=None)
+        if opts.get("grow_y") and top is not None and top > opts.get("ytickmax", top):
+            self.store.window(win, dict(opts, ytickmax=float(f"{top * 1.05:.3g}")))
+            self._full.add(win)
+
     def _send(self, dirty: set[tuple[str, str]]) -> None:
+        for win in {w for w, _ in dirty}:
+            if self.store.windows[win].opts.get("grow_y"):
+                self._grow(win)
         for win in sorted(self._full):
             opts, traces = self.store.snapshot(win)
             if not any(traces.values()):
@@ -167,8 +178,9 @@ class Sender:
             dirty.discard((win, trace))
 
     def _append(self, win: str, trace: str, points: list[tuple[float, float]]) -> dict:
+        mode = "lines+markers" if self.store.windows[win].opts.get("markers") else "lines"
         return {
             "data": [{"x": [p[0] for p in points], "y": [p[1] for p in points], "name": trace,
-                      "type": "scatter", "mode": "lines"}],
+                      "type": "scatter", "mode": mode}],
             "win": win, "eid": self.env, "name": trace, "append": True, "layout": {}, "opts": {},
         }

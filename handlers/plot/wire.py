@@ -9,7 +9,14 @@ from urllib.parse import urlparse
 
 import requests
 
-__all__ = ["VisdomAddress", "window_message", "Wire", "read_log", "write_log"]
+__all__ = ["VisdomAddress", "window_message", "Wire", "NotVisdomError", "read_log", "write_log", "REPLAY_ENDPOINTS"]
+
+# What a replay log may ask of a server: Visdom's own drawing endpoints, nothing that deletes or forks.
+REPLAY_ENDPOINTS = ("events", "update", "save", "close")
+
+
+class NotVisdomError(requests.ConnectionError):
+    """The address answers HTTP, but not as Visdom does: nothing sent there counts as delivered."""
 
 
 class VisdomAddress:
@@ -52,7 +59,7 @@ def window_message(env: str, win: str, opts: dict[str, Any], traces: dict[str, l
 
     vis = _builder(env)
     datas, msg = [], None
-    visdom_opts = {k: v for k, v in opts.items() if k != "legend"}
+    visdom_opts = {k: v for k, v in opts.items() if k not in ("legend", "grow_y")}
     for name, points in traces.items():
         if not points:
             continue
@@ -76,16 +83,25 @@ def write_log(path: str, messages: list[dict]) -> None:
 
 
 def read_log(path: str) -> list[tuple[str, dict]]:
+    """Every ``[endpoint, message]`` line of a replay log, each checked before anything is sent."""
     out = []
     with open(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                endpoint, msg = json.loads(line)
+                entry = json.loads(line)
             except ValueError:
-                raise ValueError(f"{path}:{n} is not a Visdom log line ([endpoint, message] JSON)") from None
-            out.append((endpoint, msg))
+                entry = None
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict)):
+                raise ValueError(f"{path}:{n} is not a Visdom log line ([endpoint, message] JSON)")
+            if entry[0] not in REPLAY_ENDPOINTS:
+                raise ValueError(f"{path}:{n} asks for endpoint {str(entry[0])[:40]!r}; a replay log may only use "
+                                 f"{', '.join(REPLAY_ENDPOINTS)}")
+            if not isinstance(entry[1].get("eid", ""), str) or ("data" in entry[1] and not isinstance(
+                    entry[1]["data"], list)):
+                raise ValueError(f"{path}:{n} has a malformed {entry[0]} message (eid or data)")
+            out.append((entry[0], entry[1]))
     return out
 
 
@@ -105,11 +121,19 @@ class Wire:
             if r.status_code != 200:
                 raise PermissionError(f"Visdom at {self.address} refused the login of VISDOM_USERNAME")
 
+    def _check_visdom(self, session: requests.Session) -> None:
+        """Ask what only Visdom answers ("true"/"false" to win_exists), once per connection."""
+        r = session.post(self.address.endpoint("win_exists"), data=json.dumps({"eid": "main", "win": "d2l-probe"}),
+                         timeout=self.timeout)
+        if r.status_code != 200 or r.text.strip() not in ("true", "false"):
+            raise NotVisdomError(f"{self.address} answers HTTP {r.status_code}, but not as a Visdom server does")
+
     def post(self, endpoint: str, msg: dict) -> str:
         if self._session is None:
             session = requests.Session()
             session.trust_env = False  # loopback plots must not go through a proxy
             self._login(session)
+            self._check_visdom(session)
             self._session = session
         try:
             r = self._session.post(self.address.endpoint(endpoint), data=json.dumps(msg), timeout=self.timeout)
@@ -119,9 +143,10 @@ class Wire:
             raise
         return r.text
 
-    def alive(self) -> bool:
+    def is_visdom(self) -> bool:
+        """True when a Visdom server answers here (and accepts the login, if one is set)."""
         try:
-            self.post("env/main", {"eid": "main"})
+            self.post("win_exists", {"eid": "main", "win": "d2l-probe"})
             return True
         except (requests.RequestException, PermissionError):
             return False

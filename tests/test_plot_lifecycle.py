@@ -1,0 +1,166 @@
+"""The plots a Python user sees (issue: plots that never lose a point): one shared local server per
+process, lifecycle owned by the creator, validated points, only Visdom counts as delivered, safe replay."""
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import tracemalloc
+
+import pytest
+import torch
+from conftest import loaders, small_cnn
+from ignite.engine import Events
+from torch import nn
+
+from engine import create_evaluator, create_trainer, train_ch13
+from handlers import LocalVisdom, VisdomPlotter
+from handlers.plot import read_log
+from handlers.plot.store import PlotStore
+from handlers.visdom_server import free_port
+from visdom_util import trace_counts
+
+CE = nn.CrossEntropyLoss(reduction="none")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with LocalVisdom(env_path=str(tmp_path_factory.mktemp("visdom"))) as s:
+        yield s
+
+
+PYTHON_USER = """
+import json, requests, torch
+from torch import nn
+from engine import train_ch13
+from engine.app.data import digits_loaders, job_net
+tr, te = digits_loaders(batch_size=256)
+for lr in (1e-3, 1e-2):
+    net = job_net("mlp")
+    train_ch13(net, tr, te, nn.CrossEntropyLoss(reduction="none"), torch.optim.Adam(net.parameters(), lr=lr), 2)
+from engine.plotting import serving
+server = serving()
+print("SERVER", server.url if server else None)
+"""
+
+
+def test_a_python_user_with_no_server_gets_one_shared_local_server(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("VISDOM_URL", "D2L_IGNITE_PLOT")}
+    env["VISDOM_URL"] = f"http://127.0.0.1:{free_port()}"  # nothing answers there (8097 may hold another server)
+    (tmp_path / "user.py").write_text(PYTHON_USER)
+    done = subprocess.run([sys.executable, "user.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    links = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("Live plots: ")]
+    url = done.stdout.split("SERVER ")[1].split()[0]
+    assert len(links) == 2 and all(link.startswith(f"{url}/env/d2l-ignite-") for link in links)  # one server
+    first = done.stdout.index("Live plots: ")
+    assert first < done.stdout.index("loss ")  # the link comes before training
+    envs = [link.rsplit("/", 1)[1] for link in links]
+    for name in envs:
+        assert (tmp_path / "runs" / name / "curves.png").stat().st_size > 5000
+        saved = json.loads((tmp_path / "runs" / "visdom" / f"{name}.json").read_text())  # saved on the server
+        traces = {t["name"]: len(t["x"]) for t in saved["jsons"]["train_ch13"]["content"]["data"]}
+        assert traces == {"train loss": 12, "train acc": 12, "test acc": 2}
+        assert not (tmp_path / "runs" / name / "visdom-replay.log").exists()
+    with pytest.raises(Exception):  # the server ended with the process
+        import requests
+        requests.get(url, timeout=2)
+
+
+def test_the_plot_switch_turns_plots_off(digits, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("D2L_IGNITE_PLOT", "0")
+    tr, te = loaders(*digits, 64, 32, 16)
+    net = small_cnn()
+    train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 1)
+    assert "Live plots" not in capsys.readouterr().out and not (tmp_path / "runs").exists()
+
+
+def test_a_plotter_on_an_evaluator_and_across_two_runs_loses_no_point(digits, server):
+    tr, te = loaders(*digits, 100, 40, 20)
+    with VisdomPlotter(server.url, env="lifecycle") as plotter:
+        net = small_cnn()
+        trainer = create_trainer(net, CE, torch.optim.SGD(net.parameters(), 0.1))
+        evaluator = create_evaluator(net)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: evaluator.run(te))
+        plotter.attach(evaluator, Events.COMPLETED, {"acc": lambda e: e.state.metrics["acc"]},
+                       x=lambda e: trainer.state.epoch, window="eval")  # the evaluator completes every epoch
+        trainer.run(tr, max_epochs=3)
+        for _ in range(2):  # the book's 14.2 trains twice: each run its own window, the plotter stays open
+            train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 2, plot=plotter, verbose=False)
+    assert plotter.replay_path is None
+    assert trace_counts(server.url, "lifecycle", "eval") == {"acc": 3}
+    for win in ("train_ch13", "train_ch13-2"):
+        assert trace_counts(server.url, "lifecycle", win) == {"train loss": 10, "train acc": 10, "test acc": 2}
+    with pytest.raises(RuntimeError, match="closed"):
+        plotter.add("eval", "acc", 4, 0.5)
+
+
+@pytest.mark.parametrize("value, named", [(torch.ones(2), r"a \(2,\) float32 tensor"), (None, "a NoneType"),
+                                          (float("inf"), "infinite"), ("0.5", "a str")])
+def test_a_reader_of_a_non_scalar_is_named_where_it_is_called(digits, tmp_path, value, named):
+    tr, te = loaders(*digits, 64, 32, 16)
+    net = small_cnn()
+    with VisdomPlotter("http://127.0.0.1:9", "bad", out_dir=str(tmp_path), connect_timeout=0.2) as plotter:
+        bad = lambda trainer, _: plotter.attach(trainer, Events.ITERATION_COMPLETED, {"oops": lambda e: value},
+                                                window="mine")
+        with pytest.raises(TypeError, match=rf"plot window 'mine', trace 'oops': the value must be a real number.*{named}"):
+            train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 2, plot=plotter, verbose=False,
+                       checkpoint_dir=str(tmp_path / "ck"), handlers=[bad])
+        assert plotter.state_dict()["windows"]["train_ch13"]["opts"]["title"].startswith("train_ch13")  # intact
+
+
+class _NotVisdom(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 -- answers 200 to anything, as a random web app would
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"<html>ok</html>")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_that_is_not_visdom_counts_nothing_as_delivered(digits, tmp_path, capfd):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotVisdom)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        tr, te = loaders(*digits, 64, 32, 16)
+        net = small_cnn()
+        with VisdomPlotter(f"http://127.0.0.1:{httpd.server_port}", "imposter", out_dir=str(tmp_path)) as plotter:
+            train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 1, plot=plotter, verbose=False)
+    finally:
+        httpd.shutdown()
+    err = capfd.readouterr().err
+    assert err.count("but not as a Visdom server does") == 1
+    assert plotter.replay_path and sum(len(d["x"]) for _, m in read_log(plotter.replay_path) for d in m["data"]) == 9  # 4 + 4 + 1
+
+
+@pytest.mark.parametrize("line, message", [("[1, 2]", r":2 is not a Visdom log line"),
+                                           ('["delete_env", {"eid": "main"}]', r":2 asks for endpoint 'delete_env'"),
+                                           ('["events", {"eid": 5}]', r":2 has a malformed events message")])
+def test_replay_refuses_a_bad_line_by_number(tmp_path, line, message):
+    log = tmp_path / "visdom-replay.log"
+    log.write_text('["save", {"data": ["e"], "eid": "e"}]\n' + line + "\n")
+    with pytest.raises(ValueError, match=message):
+        read_log(str(log))
+    done = subprocess.run([sys.executable, "-m", "engine.app", "replay", str(log), "--visdom", "http://127.0.0.1:9"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and message.replace("\\", "")[1:12] in done.stderr
+
+
+def test_200k_points_cost_at_most_40_mb():
+    store = PlotStore()
+    store.window("w", {"legend": ["a"]})
+    tracemalloc.start()
+    for i in range(100_000):
+        store.add("w", "a", i, float(i))
+        store.add("w", "b", i, torch.tensor(0.5))
+    store.points("w", "b")  # the sender reads the tensors: they become floats
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"200k points: {current / 1e6:.1f} MB")
+    assert current < 40e6 and all(isinstance(y, float) for _, y in store.windows["w"].traces["b"])
