@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
+from ignite.exceptions import NotComputableError
 
 from engine.recipe import Recipe, Stage
 from handlers import BookAccuracy, BookCadence, BookLoss, History, StepTimer, VisdomPlotter, attach_book_plot
@@ -75,7 +76,7 @@ def book_recipe(
         r.to_save["scaler"] = grad_scaler(trainer)
     r.add("timer", lambda r: StepTimer(device).attach(trainer), Stage.TIMER, save="timer")
     r.add("metrics", lambda r: _attach_running_figures(trainer), Stage.METRICS)
-    r.add("evaluate", lambda r: trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: evaluator.run(test_iter)),
+    r.add("evaluate", lambda r: trainer.add_event_handler(Events.EPOCH_COMPLETED, _evaluate, evaluator, test_iter),
           Stage.EVALUATE)
     label = str([torch.device(device)]) if devices_label is None else devices_label
     r.add("history", lambda r: History(devices=label).attach(trainer, evaluator), Stage.RECORD, save="history")
@@ -103,6 +104,14 @@ def book_recipe(
     elif wants_progress(progress):
         r.add("progress", lambda r: attach_progress(trainer), Stage.PROGRESS)
     return r
+
+
+def _evaluate(trainer: Engine, evaluator: Engine, test_iter: Iterable) -> None:
+    try:
+        evaluator.run(test_iter)
+    except NotComputableError:
+        raise ValueError(f"test_iter gave no non-empty batch in epoch {trainer.state.epoch} (every batch had 0 labels, "
+                         "or it yields nothing when iterated again); check the test set") from None
 
 
 def attach_book_recipe(trainer: Engine, evaluator: Engine, test_iter: Iterable, **options: Any) -> Recipe:

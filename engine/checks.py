@@ -1,12 +1,15 @@
 """Argument checks that fail before the first step, naming the argument and the fix."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
 
-__all__ = ["check_epochs", "check_loader", "check_optimizer"]
+__all__ = ["check_epochs", "check_loader", "check_net", "check_optimizer"]
+
+_NOTHING = object()
 
 
 def check_epochs(num_epochs: object) -> int:
@@ -15,18 +18,36 @@ def check_epochs(num_epochs: object) -> int:
     return num_epochs
 
 
-def check_loader(name: str, data: Iterable) -> None:
+def check_loader(name: str, data: Iterable, num_epochs: int = 1) -> Iterable:
+    """``data`` checked to give batches for every epoch; returns what to iterate (``data`` itself, or a
+    one-shot iterator with its first batch put back after the look)."""
     if not isinstance(data, Iterable):
         raise TypeError(f"{name} must be an iterable of (X, y) batches such as a DataLoader, got {type(data).__name__}")
+    one_shot = isinstance(data, Iterator)
+    if one_shot and num_epochs > 1:
+        raise ValueError(
+            f"{name} is a one-shot iterator ({type(data).__name__}): it yields batches in the first epoch only, and "
+            f"{num_epochs} epochs were asked for; pass something that can be iterated again, such as the DataLoader "
+            "itself or list(batches)"
+        )
     try:
         size = len(data)  # type: ignore[arg-type]
     except TypeError:
-        return
-    if size == 0:
+        size = None
+    first = _NOTHING if size == 0 else next(data if one_shot else iter(data), _NOTHING) if size is None else None
+    if first is _NOTHING:
         raise ValueError(
-            f"{name} yields no batches (len 0); check the dataset is not empty and, with drop_last=True, "
-            "that it holds at least one full batch"
+            f"{name} yields no batches{' (len 0)' if size == 0 else ''}; check the dataset is not empty and, with "
+            "drop_last=True, that it holds at least one full batch"
         )
+    return itertools.chain([first], data) if one_shot and size is None else data
+
+
+def check_net(net: object) -> nn.Module:
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module (the model to train), got {type(net).__name__}; pass the "
+                        "model first: train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs)")
+    return net
 
 
 def check_optimizer(optimizer: torch.optim.Optimizer, net: nn.Module) -> None:

@@ -40,15 +40,7 @@ def resolve_devices(devices: Sequence[torch.device | str | int] | torch.device |
             dev = torch.device(f"cuda:{d}" if isinstance(d, int) else d)
         except (RuntimeError, TypeError) as e:
             raise ValueError(f"devices: {d!r} is not a device name; use 'cpu', 'cuda:0', ... ({e})") from None
-        if dev.type == "cuda":
-            index = 0 if dev.index is None else dev.index
-            if index >= torch.cuda.device_count():
-                raise ValueError(
-                    f"devices: {dev} does not exist here ({torch.cuda.device_count()} GPU(s) visible); "
-                    "pass devices=None to use what is available"
-                )
-            dev = torch.device("cuda", index)
-        out.append(dev)
+        out.append(_available(dev))
     if len({d.type for d in out}) > 1:
         raise ValueError(f"devices mixes device types {[str(d) for d in out]}; use GPUs only or ['cpu'] alone")
     if len(set(out)) != len(out):
@@ -56,6 +48,27 @@ def resolve_devices(devices: Sequence[torch.device | str | int] | torch.device |
     if len(out) > 1 and out[0].type != "cuda":
         raise ValueError(f"several devices are only supported for GPUs (DataParallel), got {[str(d) for d in out]}")
     return out
+
+
+def _available(dev: torch.device) -> torch.device:
+    """``dev`` if this machine can train on it, else a ValueError naming it (before the model moves)."""
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "meta":
+        raise ValueError("devices: 'meta' holds no data (moving the model there would drop its weights); "
+                         "use 'cpu' or a GPU such as 'cuda:0'")
+    if dev.type == "cuda":
+        index = 0 if dev.index is None else dev.index
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"devices: {dev} does not exist here ({torch.cuda.device_count()} GPU(s) visible); "
+                             "pass devices=None to use what is available")
+        return torch.device("cuda", index)
+    backend = torch.backends.mps if dev.type == "mps" else getattr(torch, dev.type, None)
+    is_available = getattr(backend, "is_available", None)
+    if is_available is None or not is_available():
+        raise ValueError(f"devices: {dev.type} is not available on this machine; pass devices=None (every GPU, "
+                         "else the CPU) or 'cpu'")
+    return dev
 
 
 def devices_label(devices: Any, resolved: list[torch.device]) -> str:

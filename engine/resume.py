@@ -1,24 +1,75 @@
-"""Resuming a run: load a checkpoint into the objects of this run, and re-base its counters."""
+"""Resuming a run, with one policy: the run being started decides, the checkpoint only continues it.
+
+A resumed run keeps the checkpoint's weights, optimizer moments, counters, history, plots and RNG
+state, but uses the settings given now: each optimizer group's hyperparameters (lr, weight decay, ...)
+as this run built them, this run's ``num_epochs``, and this run's torch LR scheduler (built for the
+new total) fast-forwarded to the checkpoint's update count. One line names each saved setting that
+was replaced. Everything is checked before anything is loaded: on an error nothing of yours changed.
+"""
 from __future__ import annotations
 
+import sys
+import warnings
 from typing import Any
 
-from handlers.checkpoint import load_checkpoint
+import torch
+
+from handlers.checkpoint import check_checkpoint, load_checkpoint, read_checkpoint
 
 __all__ = ["resume_run"]
 
 
+
 def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length: int | None) -> None:
-    """Load ``path`` into ``to_load``; what it lacks that this run adds (e.g. a plot) starts fresh.
+    """Load ``path`` into ``to_load`` under the policy above; what it lacks (e.g. a plot) starts fresh.
 
     A checkpoint from another world size had another number of batches an epoch: the trainer's
     counters are re-based on this run's loader (checkpoints are taken at epoch ends).
     """
-    load_checkpoint(path, to_load, required=("model", "optimizer", "trainer"))
-    state = to_load["trainer"].state
-    if epoch_length is not None and state.epoch_length != epoch_length:
-        state.epoch_length, state.iteration = epoch_length, state.epoch * epoch_length
-    done = state.epoch
+    optimizer, scheduler = to_load["optimizer"], to_load.get("lr_scheduler")
+    path, state = read_checkpoint(path)
+    rebuilt = isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler) and "lr_scheduler" in state
+    parts = {k: v for k, v in to_load.items() if not (k == "lr_scheduler" and rebuilt)}
+    required = ("model", "optimizer", "trainer")
+    check_checkpoint(path, state, parts, required)
+    saved = state.get("trainer") or {}  # Ignite keeps the iteration, or the epoch, and the epoch length
+    done = saved.get("epoch") or (saved.get("iteration", 0) // saved["epoch_length"] if saved.get("epoch_length") else 0)
     if done >= num_epochs:
         raise ValueError(f"the checkpoint {path} already completed {done} epochs; "
                          f"pass num_epochs > {done} to train further")
+    given = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    load_checkpoint(path, parts, required, state=state)
+    replaced = _use_given_settings(optimizer, given, state["optimizer"]["param_groups"])
+    if rebuilt:
+        steps = int(state["lr_scheduler"]["last_epoch"])
+        _fast_forward(scheduler, steps)
+        replaced.append(f"the lr schedule is this run's {type(scheduler).__name__}, fast-forwarded to update {steps}")
+    trainer_state = to_load["trainer"].state
+    if epoch_length is not None and trainer_state.epoch_length != epoch_length:
+        trainer_state.epoch_length, trainer_state.iteration = epoch_length, trainer_state.epoch * epoch_length
+    if replaced:
+        print(f"resume {path}: " + "; ".join(replaced), file=sys.stderr, flush=True)
+
+
+def _use_given_settings(optimizer: torch.optim.Optimizer, given: list[dict[str, Any]],
+                        saved: list[dict[str, Any]]) -> list[str]:
+    """Put this run's hyperparameters back into the loaded groups; describe each one that differs."""
+    lines = []
+    for i, (group, now, then) in enumerate(zip(optimizer.param_groups, given, saved)):
+        for key, value in now.items():
+            if key == "initial_lr":  # the schedule's base: reported through lr
+                continue
+            before = then.get("initial_lr", then.get(key)) if key == "lr" else then.get(key)
+            if before != value:
+                where = f" (group {i})" if len(given) > 1 else ""
+                lines.append(f"{key}{where} {value} instead of the saved {before}")
+        group.update(now)
+    return lines
+
+
+def _fast_forward(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> None:
+    """Step a fresh scheduler ``steps`` times, as the interrupted run did (no optimizer step between)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "lr_scheduler.step() before optimizer.step()"
+        for _ in range(steps):
+            scheduler.step()

@@ -37,6 +37,12 @@ def train_batch(
     with autocast(device, options.amp):
         y_hat = model(X)
         loss_sum, objective = reduce_loss(compute_loss(loss, y_hat, y), y, loss)
+    if not objective.requires_grad:  # a Python attribute: no device sync
+        raise ValueError(
+            "the loss does not depend on any trainable parameter, so there is no gradient to follow: is every "
+            "parameter frozen (requires_grad=False), the prediction detached, or the loss integer-valued? "
+            "Train at least one parameter and compute the loss from the model's output"
+        )
     updater.update(objective, objective is not loss_sum, last_of_epoch)
     return batch_stats(y_hat, y, loss_sum), y_hat
 

@@ -1,6 +1,7 @@
 """``train_ch13``: the book's function, composed from two Engines and handlers."""
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from ignite.engine import Engine
 from torch import nn
 
 from engine.book_recipe import attach_book_recipe
-from engine.checks import check_epochs, check_loader
+from engine.checks import check_epochs, check_loader, check_net
 from engine.distributed import is_main_process
 from engine.factories import create_evaluator, create_trainer
 from engine.options import StepOptions
@@ -19,6 +20,7 @@ from engine.plotting import announce, default_plotter, plots_enabled
 from engine.recipe import Recipe
 from engine.resume import resume_run
 from handlers import History, VisdomPlotter
+from handlers.guards import Stopped
 from handlers.progress import Progress
 
 __all__ = ["train_ch13", "run_title"]
@@ -92,8 +94,9 @@ def train_ch13(
     On a GPU the next training batch is copied on a side stream while the current one trains.
     """
     num_epochs = check_epochs(num_epochs)
-    check_loader("train_iter", train_iter)
-    check_loader("test_iter", test_iter)
+    check_net(net)
+    train_iter = check_loader("train_iter", train_iter, num_epochs)
+    test_iter = check_loader("test_iter", test_iter, num_epochs)
     run = place(net, train_iter, test_iter, devices, distributed)
     options = StepOptions(amp, accumulation_steps, clip_grad_norm, channels_last, compile, fast).resolve(
         run.device, net, trainer)
@@ -131,7 +134,7 @@ def _report(recipe: Recipe, verbose: bool, main: bool) -> History:
     if verbose and history.train_loss:
         print(history.summary())
     if recipe.attached["interrupt"].requested:
-        _stopped_by_user(recipe.trainer, saved.get("interrupted"), main)
+        _stopped_by_user(recipe.trainer, saved.get("interrupted"), main, recipe.attached["interrupt"].signum)
     return history
 
 
@@ -140,11 +143,11 @@ def _last_file(checkpoint: Any) -> str | None:
     return None if checkpoint is None or checkpoint.last_checkpoint is None else str(checkpoint.last_checkpoint)
 
 
-def _stopped_by_user(engine: Engine, checkpoint: Any, speak: bool) -> None:
+def _stopped_by_user(engine: Engine, checkpoint: Any, speak: bool, signum: int | None) -> None:
     at = f"epoch {engine.state.epoch}, iteration {engine.state.iteration}"
     path = _last_file(checkpoint)
     how = (f"saved {path}; continue with resume={path!r} (CLI: --resume {path}); the rest of that epoch sees a "
            "fresh shuffle" if path else "no checkpoint_dir was given, nothing was saved")
     if speak:
         print(f"Interrupted at {at}: {how}", file=sys.stderr, flush=True)
-    raise KeyboardInterrupt(f"interrupted at {at}")
+    raise Stopped(signum or signal.SIGINT, f"interrupted at {at}")

@@ -24,7 +24,7 @@ from engine.app.options import RUN, STEP, add_options, positive_int, train_kwarg
 from engine.app.run_dir import plot_for_run  # noqa: E402
 from handlers import History  # noqa: E402
 
-__all__ = ["DATA_URL", "example_parser", "download_extract", "given_or_downloaded", "run", "subset"]
+__all__ = ["DATA_URL", "example_parser", "download_extract", "given_or_downloaded", "run", "subset", "script"]
 
 DATA_URL = "http://d2l-data.s3-accelerate.amazonaws.com/"  # the book's data hub
 
@@ -57,9 +57,12 @@ def download_extract(url: str, sha1: str, data_dir: str, folder: str) -> str:
     digest = hashlib.sha1(open(archive, "rb").read()).hexdigest()
     if digest != sha1:
         raise ValueError(f"{archive} has sha1 {digest}, expected {sha1}; delete it and download again")
-    opener = zipfile.ZipFile(archive) if archive.endswith(".zip") else tarfile.open(archive)
-    with opener as f:
-        f.extractall(data_dir)
+    if archive.endswith(".zip"):
+        with zipfile.ZipFile(archive) as z:  # zipfile drops absolute and ".." parts of member names
+            z.extractall(data_dir)
+    else:
+        with tarfile.open(archive) as t:
+            t.extractall(data_dir, filter="data")  # no links out, no absolute paths, no device files
     return target
 
 
@@ -86,3 +89,24 @@ def run(args: argparse.Namespace, net: nn.Module, train_iter: Iterable, test_ite
 
 def subset(dataset: Any, limit: int | None) -> Any:
     return dataset if limit is None else torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
+
+
+def script(main: Callable[[], Any]) -> None:
+    """Run an example's ``main`` as the CLI runs a command: a bad input or a missing data set is one
+    line naming the problem (exit 2), Ctrl-C / SIGTERM / SIGHUP a clean stop (exit 128 + signal)."""
+    import signal
+
+    from engine.app.cli import raise_stopped
+
+    name = os.path.basename(sys.argv[0])
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, raise_stopped)
+    try:
+        main()
+    except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"{name}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        sys.exit(128 + signum)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from common import example_parser, run
+from common import example_parser, run, script
 from engine.app.data import fashion_mnist_loaders, lenet
 
 
@@ -22,4 +22,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common import DATA_URL, download_extract, example_parser, run, subset
+from common import DATA_URL, download_extract, example_parser, run, subset, script
 from vision import imagenet_resnet18
 
 HOTDOG = (DATA_URL + "hotdog.zip", "fba480ffa8aa7e0febbb511d181409f899b9baa5")
@@ -54,4 +54,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

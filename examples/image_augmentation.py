@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common import example_parser, run, subset
+from common import example_parser, run, subset, script
 from vision import cifar10, init_xavier, resnet18
 
 
@@ -31,4 +31,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common import download_extract, run
+from common import download_extract, run, script
 from sentiment_rnn import glove_table, text_parser
 from text import SNLIDataset, read_snli
 from text_models import DecomposableAttention
@@ -40,4 +40,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from bert import BERTClassifier, BERTEncoder, bert_inputs, load_pretrained
-from common import DATA_URL, download_extract, example_parser, given_or_downloaded, run
+from common import DATA_URL, download_extract, example_parser, given_or_downloaded, run, script
 from nli_attention import SNLI
 from text import PAD, Vocab, read_snli, tokenize
 
@@ -63,4 +63,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

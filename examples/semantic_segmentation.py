@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from common import DATA_URL, download_extract, example_parser, run
+from common import DATA_URL, download_extract, example_parser, run, script
 from vision import VOCSegDataset, fcn, imagenet_resnet18
 
 VOC2012 = (DATA_URL + "VOCtrainval_11-May-2012.tar", "4e443f8a2eca6b1dac8a6c57641b67dd40621a49")
@@ -35,4 +35,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from common import download_extract, run
+from common import download_extract, run, script
 from sentiment_rnn import IMDB, glove_table, text_parser
 from text import imdb_loaders
 from text_models import TextCNN
@@ -29,4 +29,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from common import DATA_URL, download_extract, example_parser, given_or_downloaded, run
+from common import DATA_URL, download_extract, example_parser, given_or_downloaded, run, script
 from text import imdb_loaders, load_glove
 from text_models import BiRNN
 
@@ -46,4 +46,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    script(main)

@@ -20,7 +20,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
-__all__ = ["RngState", "attach_checkpoints", "find_checkpoint", "load_checkpoint", "CheckpointError"]
+__all__ = ["RngState", "attach_checkpoints", "find_checkpoint", "read_checkpoint", "check_checkpoint", "load_checkpoint", "CheckpointError"]
 
 
 class CheckpointError(ValueError):
@@ -83,10 +83,18 @@ class _ReplacingSaver(DiskSaver):
         self._doomed.append(filename)
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        before = set(os.listdir(self.dirname))
         try:
             super().__call__(checkpoint, filename, metadata)
-        except OSError as e:
-            raise OSError(e.errno, f"writing checkpoint {filename} in {self.dirname} failed ({e.strerror or e}); "
+        except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError ("unexpected pos")
+            for name in set(os.listdir(self.dirname)) - before:  # Ignite's temporary file, if the write died in it
+                if name.startswith("tmp"):
+                    os.remove(os.path.join(self.dirname, name))
+            code = e.errno if isinstance(e, OSError) else errno.ENOSPC if shutil.disk_usage(
+                self.dirname).free < 1_000_000 else None
+            if code is None:
+                raise
+            raise OSError(code, f"writing checkpoint {filename} in {self.dirname} failed ({os.strerror(code)}); "
                           "the previous checkpoint is kept. Free some space or choose another folder") from e
         while self._doomed:
             super().remove(self._doomed.pop())
@@ -163,13 +171,36 @@ def find_checkpoint(path: str) -> str:
     return path
 
 
-def load_checkpoint(path: str, to_load: Mapping[str, Any], required: Iterable[str] | None = None) -> dict[str, Any]:
-    """Load ``to_load`` from ``path`` (``weights_only=True``: a checkpoint cannot run code).
+def load_checkpoint(path: str, to_load: Mapping[str, Any], required: Iterable[str] | None = None,
+                    state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load ``to_load`` from ``path`` (``weights_only=True``: a checkpoint cannot run code), all or nothing.
 
     Entries named in ``required`` (default: all) must be in the file; others are loaded when present.
-    Raises ``CheckpointError`` naming what is wrong instead of a deep traceback, and before any
-    object is touched when the file lacks an entry or holds another model's weights.
+    Every part is checked before any object is touched: a missing entry, another model's weights or
+    another optimizer's state raise ``CheckpointError`` naming the part, and nothing of yours changes.
+    ``state`` is the file's contents when already read (``read_checkpoint``).
     """
+    if state is None:
+        path, state = read_checkpoint(path)
+    check_checkpoint(path, state, to_load, required)
+    Checkpoint.load_objects({k: v for k, v in to_load.items() if k in state}, state)
+    return state
+
+
+def check_checkpoint(path: str, state: Mapping[str, Any], to_load: Mapping[str, Any],
+                     required: Iterable[str] | None = None) -> None:
+    """Every check ``load_checkpoint`` makes before it touches anything."""
+    missing = sorted(set(to_load if required is None else required) - set(state))
+    if missing:
+        raise CheckpointError(f"{path} has no {', '.join(missing)}; it was not written by this kind of run")
+    if isinstance(to_load.get("model"), torch.nn.Module):
+        _check_model(path, to_load["model"], state["model"])
+    if isinstance(to_load.get("optimizer"), torch.optim.Optimizer) and "optimizer" in state:
+        _check_optimizer(path, to_load["optimizer"], state["optimizer"])
+
+
+def read_checkpoint(path: str) -> tuple[str, dict[str, Any]]:
+    """``(file, contents)`` of a checkpoint file or a run folder's newest one, or a named error."""
     path = find_checkpoint(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -178,14 +209,20 @@ def load_checkpoint(path: str, to_load: Mapping[str, Any], required: Iterable[st
                               f"{type(e).__name__}: {str(e)[:100]}); resume from an earlier one") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a d2l-ignite checkpoint")
-    missing = sorted(set(to_load if required is None else required) - set(state))
-    if missing:
-        raise CheckpointError(f"{path} has no {', '.join(missing)}; it was not written by this kind of run")
-    model = to_load.get("model")
-    if isinstance(model, torch.nn.Module):
-        _check_model(path, model, state["model"])
-    Checkpoint.load_objects({k: v for k, v in to_load.items() if k in state}, state)
-    return state
+    return path, state
+
+
+def _check_optimizer(path: str, optimizer: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
+    own, theirs = optimizer.state_dict()["param_groups"], saved.get("param_groups", [])
+    if [len(g["params"]) for g in own] != [len(g["params"]) for g in theirs]:
+        raise CheckpointError(f"{path}: optimizer: the checkpoint's parameter groups hold "
+                              f"{[len(g['params']) for g in theirs]} parameters, this run's {type(optimizer).__name__} "
+                              f"{[len(g['params']) for g in own]}; build the optimizer as the run that wrote it did")
+    settings = lambda groups: set().union(*(set(g) for g in groups)) - {"params", "initial_lr"}  # noqa: E731
+    if settings(own) != settings(theirs):
+        raise CheckpointError(f"{path}: optimizer: the checkpoint holds another optimizer's state (settings "
+                              f"{sorted(settings(theirs) - settings(own))} are not {type(optimizer).__name__}'s); "
+                              "resume with the optimizer class that wrote it, or start a new run")
 
 
 def _check_model(path: str, model: torch.nn.Module, weights: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ from ignite.engine import Engine, Events
 from handlers.cadence import BOOK_POINTS
 from handlers.contract import step_output
 
-__all__ = ["NonFiniteGuard", "Interrupt"]
+__all__ = ["NonFiniteGuard", "Interrupt", "Stopped", "STOP_SIGNALS"]
 
 
 class NonFiniteGuard:
@@ -62,13 +62,25 @@ class NonFiniteGuard:
                 "or check the data for nan values")
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped by a signal; a command exits with ``128 + signum`` (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+
+    def __init__(self, signum: int = signal.SIGINT, message: str = "") -> None:
+        super().__init__(message or f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
 class Interrupt:
     """First Ctrl-C: finish the step, run the ``on_stop`` callback (a checkpoint), end the run cleanly."""
 
     def __init__(self, on_stop: Callable[[Engine], Any] | None = None) -> None:
         self.on_stop = on_stop
         self.requested = False
-        self._previous: Any = None
+        self.signum: int | None = None  # the signal that asked for the stop
+        self._previous: dict[int, Any] = {}
 
     def attach(self, trainer: Engine) -> Interrupt:
         trainer.add_event_handler(Events.STARTED, self._install)
@@ -80,16 +92,17 @@ class Interrupt:
     def _install(self, trainer: Engine) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # signals reach only the main thread; elsewhere Ctrl-C keeps Python's default
-        self._previous = signal.getsignal(signal.SIGINT)
 
         def handler(signum: int, frame: Any) -> None:
             if self.requested:
-                raise KeyboardInterrupt
-            self.requested = True
+                raise Stopped(signum)
+            self.requested, self.signum = True, signum
             if idist.get_world_size() == 1:
                 trainer.terminate()  # under DDP the processes agree first, at the next book point
 
-        signal.signal(signal.SIGINT, handler)
+        for sig in STOP_SIGNALS:  # Ctrl-C, kill (SIGTERM), a closed terminal (SIGHUP): the same clean stop
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, handler)
 
     def _agree(self, trainer: Engine) -> None:
         """Under DDP: stop together once any process was asked to (torchrun signals each one)."""
@@ -103,6 +116,6 @@ class Interrupt:
 
     def restore(self, trainer: Engine | None = None) -> None:
         """Give Ctrl-C back to the program; call it in a ``finally`` (a failed run never reaches COMPLETED)."""
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        while self._previous:
+            sig, previous = self._previous.popitem()
+            signal.signal(sig, previous)

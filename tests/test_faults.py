@@ -38,6 +38,15 @@ def at(iteration, action):
 
 
 def test_ctrl_c_stops_cleanly_saves_flushes_and_resumes(digits, tmp_path, capsys):
+    # the suite may run with SIGINT ignored (nohup, a background job): this test sets what it needs
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_then_resume(digits, tmp_path, capsys)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_then_resume(digits, tmp_path, capsys):
     with VisdomPlotter("http://127.0.0.1:9", "sigint", out_dir=str(tmp_path / "plots"), connect_timeout=0.2) as plotter, \
             pytest.raises(KeyboardInterrupt):
         run(digits, tmp_path / "ck", 3, [at(15, lambda _: os.kill(os.getpid(), signal.SIGINT))], plot=plotter)

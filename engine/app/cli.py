@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -61,8 +62,6 @@ def _visdom(args: argparse.Namespace) -> int:
     newest = newest_env(folder)
     link = f"{server.url}/env/{newest}" if newest else server.url
     print(f"Visdom is serving {folder} at {link}  (Ctrl-C stops it)", flush=True)
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # a stopped command never leaves its server behind
-        signal.signal(sig, _interrupt)
     try:
         while server.process is not None and server.process.poll() is None:
             time.sleep(0.5)
@@ -95,8 +94,10 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def raise_stopped(signum: int, frame: object) -> None:
+    from handlers.guards import Stopped
+
+    raise Stopped(signum)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,14 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # like Ctrl-C: every finally runs, no server is left behind
+        signal.signal(sig, raise_stopped)
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as e:
         print(f"d2l-ignite {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"d2l-ignite {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP turned into a clean stop
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"d2l-ignite {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

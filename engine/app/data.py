@@ -37,10 +37,15 @@ def fashion_mnist_loaders(
     from torchvision import transforms
 
     trans = transforms.Compose(([transforms.Resize(resize)] if resize else []) + [transforms.ToTensor()])
+    made = [d for d in (data_dir, os.path.join(data_dir, "FashionMNIST"), os.path.join(data_dir, "FashionMNIST", "raw"))
+            if not os.path.exists(d)]
     try:
         train, test = (torchvision.datasets.FashionMNIST(data_dir, train=t, transform=trans, download=True)
                        for t in (True, False))
     except (OSError, RuntimeError) as e:
+        for folder in reversed(made):  # leave no empty folder behind for a download that never came
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
         raise FileNotFoundError(
             f"Fashion-MNIST is not in {os.path.join(data_dir, 'FashionMNIST', 'raw')} and could not be downloaded "
             f"({type(e).__name__}); put the four idx files there or pass --data-dir") from None

@@ -13,12 +13,17 @@ __all__ = ["plot_for_run", "new_run_dir"]
 
 
 def new_run_dir(out: str | None, env: str) -> str:
-    """A fresh run folder; an existing non-empty one is refused so nothing of an earlier run is overwritten."""
+    """A fresh run folder, created exclusively: an existing one (even empty, even made by a run started
+    at the same moment) is never reused, so no two runs share or overwrite a folder."""
     folder = out or os.path.join("runs", env)
-    if os.path.isdir(folder) and os.listdir(folder):
-        raise FileExistsError(f"run folder {folder} already holds files; choose a new --out")
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(folder)), exist_ok=True)
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        held = "already holds files" if os.path.isdir(folder) and os.listdir(folder) else "already exists"
+        raise FileExistsError(f"run folder {folder} {held}; choose a new --out (each run gets its own)") from None
     if not os.access(folder, os.W_OK):
+        os.rmdir(folder)
         raise PermissionError(f"run folder {folder} is not writable; choose another --out")
     return folder
 

@@ -67,9 +67,24 @@ def train_command(args: argparse.Namespace) -> int:
     spawn = {k: v for k, v in (("nproc_per_node", args.nproc_per_node), ("nnodes", args.nnodes),
                                ("node_rank", args.node_rank), ("master_addr", args.master_addr),
                                ("master_port", args.master_port)) if v is not None}
+    if (args.nnodes or 1) == 1:
+        spawn.update(_local_rendezvous(args.master_addr, args.master_port))
     with idist.Parallel(backend=backend, **spawn) as parallel:
         parallel.run(_train, args)
     return 0
+
+
+def _local_rendezvous(addr: str | None, port: int | None) -> dict[str, object]:
+    """One machine: the processes meet on loopback (nothing listens on other interfaces), on a free
+    port unless one is given (a busy one is named before any process starts)."""
+    from handlers.visdom_server import free_port, port_in_use
+
+    addr = addr or "127.0.0.1"
+    if port is None:
+        port = free_port(addr)
+    elif port_in_use(addr, port):
+        raise ValueError(f"--master-port {port} is in use on {addr}; choose another, or leave it out for a free one")
+    return {"master_addr": addr, "master_port": port}
 
 
 def _train(local_rank: int, args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from handlers.plot.store import PlotStore
+from handlers.plot.wire import exclusive_temp
 
 __all__ = ["save_png"]
 
@@ -38,7 +39,7 @@ def save_png(store: PlotStore, path: str) -> str:
             ax.legend(loc="best")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp)
+    with exclusive_temp(path) as (f, tmp):
+        fig.savefig(f, format="png")
     os.replace(tmp, path)
     return path

@@ -1,9 +1,12 @@
 """Visdom's wire format, without Visdom's blocking client: messages, URLs, timeouts, login."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
@@ -74,12 +77,24 @@ def window_message(env: str, win: str, opts: dict[str, Any], traces: dict[str, l
 
 
 def write_log(path: str, messages: list[dict]) -> None:
-    """Visdom's log format (one ``[endpoint, msg]`` JSON per line), written atomically."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
+    """Visdom's log format (one ``[endpoint, msg]`` JSON per line), written atomically through a
+    temporary file created exclusively (a planted symlink is never followed)."""
+    with exclusive_temp(path) as (f, tmp):
         for msg in messages:
-            f.write(json.dumps(["events", msg]) + "\n")
+            f.write((json.dumps(["events", msg]) + "\n").encode())
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def exclusive_temp(path: str) -> Iterator[tuple[Any, str]]:
+    """A new temporary file beside ``path`` (``O_EXCL``, mode 0600), removed if the block fails."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f, tmp
+    except BaseException:
+        os.remove(tmp)
+        raise
 
 
 def read_log(path: str) -> list[tuple[str, dict]]:

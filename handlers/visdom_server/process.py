@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import secrets
+import signal
 import time
 import warnings
 
@@ -37,6 +38,14 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def _die_with_parent() -> None:
+    """In the server process: end when the process that started it ends, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _is_loopback(host: str) -> bool:
@@ -88,13 +97,16 @@ class LocalVisdom:
             args.append("-bind_local")
         env = dict(os.environ)
         if self.login:
-            args.append("-enable_login")
+            args += ["-enable_login", "-force_new_cookie"]  # never reuse a secret an earlier launch left
             env["VISDOM_USE_ENV_CREDENTIALS"] = "1"
             env.setdefault("VISDOM_COOKIE", secrets.token_hex(32))  # signs the session cookie; never printed
-            os.makedirs(os.path.expanduser("~/.visdom"), exist_ok=True)  # where visdom keeps that secret
+            secret_dir = os.path.expanduser("~/.visdom")  # where visdom writes that secret
+            os.makedirs(secret_dir, mode=0o700, exist_ok=True)
+            os.chmod(secret_dir, 0o700)
         self._log = open(os.path.join(self.env_path, "server.log"), "ab")
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True, umask=0o077,
+                                        preexec_fn=_die_with_parent)
         self._wait(timeout)
         return self
 
