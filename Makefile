@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 PIP := $(VENV)/bin/python -m pip install -q --no-warn-conflicts
 
-.PHONY: train test env test-env bench
+.PHONY: train test check figures env test-env bench
 
 # the main job's needs only
 $(VENV)/.installed: pyproject.toml .ci/constraints.txt
@@ -33,7 +33,18 @@ train: env
 
 test: test-env
 	bash .ci/browser
-	$(VENV)/bin/python -m pytest $(ARGS)
+	$(VENV)/bin/python -m pytest --durations=15 $(ARGS)
+
+# the inner loop: every module, without the tests marked slow (several processes, browsers, DDP)
+check: test-env
+	bash .ci/browser
+	$(VENV)/bin/python -m pytest -m "not slow" $(ARGS)
+
+# the README's picture, from the default run (the main job with its defaults)
+figures: env
+	rm -rf runs/readme
+	D2L_IGNITE_PLOT=1 $(VENV)/bin/d2l-ignite train --out runs/readme --no-keep-serving
+	cp runs/readme/curves.png docs/curves.png
 
 bench: test-env
 	$(VENV)/bin/python -m bench $(ARGS)

@@ -15,11 +15,12 @@ from ignite.engine import Engine, Events
 from ignite.exceptions import NotComputableError
 
 from engine.recipe import Recipe, Stage
-from handlers import BookAccuracy, BookCadence, BookLoss, History, StepTimer, VisdomPlotter, attach_book_plot
+from handlers import History, StepTimer, VisdomPlotter, attach_book_plot
 from handlers.progress import Progress, attach_epoch_lines, attach_progress, wants_progress
 from handlers.cadence import epoch_fraction
 from handlers.checkpoint import RngState, attach_checkpoints
 from handlers.contract import grad_scaler
+from handlers.figures import BookFigures
 from handlers.guards import Interrupt, NonFiniteGuard
 from handlers.lr_schedule import attach_lr_scheduler, current_lr
 from handlers.stopping import attach_early_stopping
@@ -30,15 +31,9 @@ UserHandler = Callable[[Engine, Engine], Any]
 
 
 def attach_book_metrics(trainer: Engine, device: torch.device | str = "cpu") -> StepTimer:
-    """The book's running figures on any trainer: timer first, then loss and acc at the book's cadence."""
-    timer = StepTimer(device).attach(trainer)
-    _attach_running_figures(trainer)
-    return timer
-
-
-def _attach_running_figures(trainer: Engine) -> None:
-    BookLoss().attach(trainer, "loss", usage=BookCadence())
-    BookAccuracy().attach(trainer, "acc", usage=BookCadence())
+    """The book's running figures on any trainer (one handler per event): the step timer, and loss
+    and acc at the book's cadence in ``state.metrics``."""
+    return BookFigures(device).attach(trainer).timer
 
 
 def book_recipe(
@@ -74,8 +69,8 @@ def book_recipe(
     r = Recipe(trainer, evaluator, dict(to_save or {}, trainer=trainer))
     if grad_scaler(trainer) is not None:
         r.to_save["scaler"] = grad_scaler(trainer)
-    r.add("timer", lambda r: StepTimer(device).attach(trainer), Stage.TIMER, save="timer")
-    r.add("metrics", lambda r: _attach_running_figures(trainer), Stage.METRICS)
+    figures = BookFigures(device, guard=NonFiniteGuard())  # timer, loss, acc, NaN watch: one handler
+    r.add("figures", lambda r: figures.attach(trainer), Stage.TIMER, save="timer")
     r.add("evaluate", lambda r: trainer.add_event_handler(Events.EPOCH_COMPLETED, _evaluate, evaluator, test_iter),
           Stage.EVALUATE)
     label = str([torch.device(device)]) if devices_label is None else devices_label
@@ -94,16 +89,21 @@ def book_recipe(
               save="early_stopping")
     r.add("rng", lambda r: RngState([train_iter] if train_iter is not None else []).attach(trainer), Stage.RNG,
           save="rng")
-    r.add("guard", lambda r: NonFiniteGuard().attach(trainer), Stage.GUARD)
+    r.add("guard", lambda r: figures.at_book_points(figures.guard.check).guard, Stage.GUARD)
     r.add("checkpoints", lambda r: {} if checkpoint_dir is None else attach_checkpoints(
         trainer, r.to_save, checkpoint_dir, score=lambda _: evaluator.state.metrics["acc"]), Stage.CHECKPOINT)
-    r.add("interrupt", lambda r: Interrupt(r.attached["checkpoints"].get("interrupted")).attach(trainer),
-          Stage.INTERRUPT)
+    r.add("interrupt", lambda r: _interrupt(figures, r), Stage.INTERRUPT)
     if progress == "epochs":
         r.add("progress", lambda r: attach_epoch_lines(trainer, evaluator), Stage.PROGRESS)
     elif wants_progress(progress):
         r.add("progress", lambda r: attach_progress(trainer), Stage.PROGRESS)
     return r
+
+
+def _interrupt(figures: BookFigures, r: Recipe) -> Interrupt:
+    interrupt = Interrupt(r.attached["checkpoints"].get("interrupted")).attach(r.trainer, agree_at_book_points=False)
+    figures.at_book_points(interrupt.agree)
+    return interrupt
 
 
 def _evaluate(trainer: Engine, evaluator: Engine, test_iter: Iterable) -> None:

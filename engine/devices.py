@@ -40,9 +40,10 @@ def resolve_devices(devices: Sequence[torch.device | str | int] | torch.device |
             dev = torch.device(f"cuda:{d}" if isinstance(d, int) else d)
         except (RuntimeError, TypeError) as e:
             raise ValueError(f"devices: {d!r} is not a device name; use 'cpu', 'cuda:0', ... ({e})") from None
-        out.append(_available(dev))
+        out.append(dev)
     if len({d.type for d in out}) > 1:
         raise ValueError(f"devices mixes device types {[str(d) for d in out]}; use GPUs only or ['cpu'] alone")
+    out = [_available(d) for d in out]
     if len(set(out)) != len(out):
         raise ValueError(f"devices lists a device twice: {[str(d) for d in out]}")
     if len(out) > 1 and out[0].type != "cuda":

@@ -31,14 +31,16 @@ class NonFiniteGuard:
 
     def attach(self, trainer: Engine, check: Any = BOOK_POINTS) -> NonFiniteGuard:
         """Watch every step; look at ``check`` (default: the book's plot points, also each epoch's end)."""
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._watch)
-        trainer.add_event_handler(check, self._check)
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self.watch)
+        trainer.add_event_handler(check, self.check)
         return self
 
-    def _watch(self, engine: Engine) -> None:
+    def watch(self, engine: Engine) -> None:
+        """Keep this step's loss (a reference: no kernel, no sync)."""
         self._window.append((engine.state.iteration, step_output(engine, "NonFiniteGuard", ("loss",))["loss"]))
 
-    def _check(self, engine: Engine) -> None:
+    def check(self, engine: Engine) -> None:
+        """Look at the losses kept since the last look (one sync); stop the run at a bad one."""
         if self.iteration is not None:
             return
         finite = torch.isfinite(torch.stack([loss.reshape(()) for _, loss in self._window])).tolist() \
@@ -82,9 +84,11 @@ class Interrupt:
         self.signum: int | None = None  # the signal that asked for the stop
         self._previous: dict[int, Any] = {}
 
-    def attach(self, trainer: Engine) -> Interrupt:
+    def attach(self, trainer: Engine, agree_at_book_points: bool = True) -> Interrupt:
+        """``agree_at_book_points=False`` when another handler calls ``agree`` at the book's points."""
         trainer.add_event_handler(Events.STARTED, self._install)
-        trainer.add_event_handler(BOOK_POINTS, self._agree)
+        if agree_at_book_points:
+            trainer.add_event_handler(BOOK_POINTS, self.agree)
         trainer.add_event_handler(Events.TERMINATE, self._stopped)
         trainer.add_event_handler(Events.COMPLETED, self.restore)
         return self
@@ -104,7 +108,7 @@ class Interrupt:
             self._previous[sig] = signal.getsignal(sig)
             signal.signal(sig, handler)
 
-    def _agree(self, trainer: Engine) -> None:
+    def agree(self, trainer: Engine) -> None:
         """Under DDP: stop together once any process was asked to (torchrun signals each one)."""
         if idist.get_world_size() > 1 and idist.all_reduce(int(self.requested), op="MAX"):
             self.requested = True

@@ -43,9 +43,9 @@ class StepTimer:
         self.epoch_seconds: list[float] = []
 
     def attach(self, engine: Engine) -> StepTimer:
-        engine.add_event_handler(Events.ITERATION_STARTED, self._start)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._stop)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
+        engine.add_event_handler(Events.ITERATION_STARTED, self.start)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.stop)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
         return self
 
     @property
@@ -57,20 +57,20 @@ class StepTimer:
         event.record(torch.cuda.current_stream(self.device))
         return event
 
-    def _start(self, engine: Engine) -> None:
+    def start(self, engine: Engine) -> None:
         if self._cuda:
             self._begin = self._event()
         else:
             self._t0 = time.perf_counter()
 
-    def _stop(self, engine: Engine) -> None:
+    def stop(self, engine: Engine) -> None:
         if self._cuda:
             self._pending.append((self._begin, self._event()))
         else:
             self._epoch += time.perf_counter() - self._t0
         self._epoch_examples += self._examples(engine)
 
-    def _epoch_completed(self, engine: Engine) -> None:
+    def epoch_completed(self, engine: Engine) -> None:
         if self._pending:
             self._pending[-1][1].synchronize()
             self._epoch = sum(a.elapsed_time(b) for a, b in self._pending) / 1000.0

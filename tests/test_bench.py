@@ -6,6 +6,10 @@ import re
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # several processes, servers or a browser: `make test`, not `make check`
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

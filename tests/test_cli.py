@@ -15,6 +15,7 @@ def cli(*args: str, timeout: int = 300, env: dict | None = None) -> subprocess.C
                                                    **(env or {})))
 
 
+@pytest.mark.slow
 def test_default_train_reaches_97_percent_with_live_plots(tmp_path):
     # nothing answers at VISDOM_URL, so the job starts a local server for the run
     done = cli("train", "--out", str(tmp_path / "run"), "--no-keep-serving")

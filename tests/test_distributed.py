@@ -10,6 +10,8 @@ import sys
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # several processes, servers or a browser: `make test`, not `make check`
+
 JOB = os.path.join(os.path.dirname(__file__), "ddp_job.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -12,6 +12,8 @@ import torch
 
 import vision_data
 
+pytestmark = pytest.mark.slow  # several processes, servers or a browser: `make test`, not `make check`
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
 sys.path.insert(0, EXAMPLES)

@@ -61,6 +61,7 @@ def _ctrl_c_then_resume(digits, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "ck2"))[-1] == "last_checkpoint_3.pt"
 
 
+@pytest.mark.slow
 def test_ctrl_c_from_outside_the_cli(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "engine.app", "train", "--epochs", "200", "--no-plot",

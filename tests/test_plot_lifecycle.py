@@ -47,6 +47,7 @@ print("SERVER", server.url if server else None)
 """
 
 
+@pytest.mark.slow
 def test_a_python_user_with_no_server_gets_one_shared_local_server(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("VISDOM_URL", "D2L_IGNITE_PLOT")}
     env["VISDOM_URL"] = f"http://127.0.0.1:{free_port()}"  # nothing answers there (8097 may hold another server)

@@ -105,6 +105,7 @@ def cli(*args, cwd, env=None, timeout=300):
                           timeout=timeout, env=dict(os.environ, **(env or {})))
 
 
+@pytest.mark.slow
 def test_runs_started_together_never_share_a_folder(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-m", "engine.app", "train", "--epochs", "1", "--no-plot"],
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -118,6 +119,7 @@ def test_runs_started_together_never_share_a_folder(tmp_path):
     assert reused.returncode == 2 and "run folder empty already exists; choose a new --out" in reused.stderr
 
 
+@pytest.mark.slow
 def test_resume_uses_the_lr_and_epochs_given_now_and_says_so(tmp_path):
     first = cli("train", "--epochs", "2", "--no-plot", "--out", "a", "--lr", "0.01", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -166,6 +168,7 @@ def test_resuming_with_another_optimizer_changes_nothing(digits, tmp_path):
     assert sgd.state_dict()["param_groups"] == groups
 
 
+@pytest.mark.slow
 def test_nproc_per_node_picks_a_free_master_port_and_names_a_busy_one(tmp_path):
     with socket.socket() as busy, socket.socket() as old_default:
         busy.bind(("127.0.0.1", 0))
@@ -205,6 +208,7 @@ def test_an_example_without_its_data_says_one_line_and_leaves_nothing(tmp_path):
     assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_stop_train_like_ctrl_c_and_stop_its_server(tmp_path, sig, code):
     proc = subprocess.Popen([sys.executable, "-m", "engine.app", "train", "--epochs", "200", "--out", "run"],
@@ -289,6 +293,7 @@ def test_archives_extract_only_inside_the_data_folder(tmp_path):
     assert not (tmp_path / "outside.txt").exists()
 
 
+@pytest.mark.slow
 def test_the_ctrl_c_test_passes_when_the_suite_starts_with_sigint_ignored(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            os.path.join(ROOT, "tests", "test_faults.py") + "::test_ctrl_c_stops_cleanly_saves_flushes_and_resumes"],

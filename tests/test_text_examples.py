@@ -14,6 +14,8 @@ from torch import nn
 
 import text_data
 
+pytestmark = pytest.mark.slow  # several processes, servers or a browser: `make test`, not `make check`
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
 sys.path.insert(0, EXAMPLES)

@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -17,6 +18,8 @@ from engine import train_ch13
 from handlers import LocalVisdom, VisdomPlotter
 from handlers.visdom_server.assets import missing_files, required_files
 from handlers.visdom_server import free_port
+
+pytestmark = pytest.mark.slow  # several processes, servers or a browser: `make test`, not `make check`
 
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,4 +1,4 @@
-"""Live curves in Visdom, a PNG for offline viewing, and the local server that shows them."""
+"""Live curves in Visdom: the non-blocking plotter, the book's window, Animator, Ignite's logger shape, the PNG."""
 from handlers.plot.animator import Animator
 from handlers.plot.ignite_logger import (
     GradsScalarHandler, OptimizerParamsHandler, OutputHandler, VisdomLogger, WeightsScalarHandler, global_step_from_engine,

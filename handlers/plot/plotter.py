@@ -150,9 +150,15 @@ class VisdomPlotter:
         self.close()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait (bounded) until the server has every point so far; the plotter stays open."""
+        """Wait (bounded) until the server has every point so far; the plotter stays open.
+
+        Returns at once when the server is known to be down: training never waits on a dead server
+        (its points stay in the record, for a later flush, ``close()`` and the replay log).
+        """
         deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
-        while self.sender.undelivered() and time.monotonic() < deadline:
+        if self.sender.undelivered():
+            self.sender.wake()
+        while self.sender.undelivered() and self.sender.down_since is None and time.monotonic() < deadline:
             time.sleep(0.05)
         return not self.sender.undelivered()
 

@@ -23,6 +23,7 @@ from handlers.plot.wire import NotVisdomError, VisdomAddress, Wire, window_messa
 __all__ = ["Sender"]
 
 _STOP = object()
+_WAKE = object()  # ends the batching wait: send what is queued now (a flush)
 
 
 def _say(text: str) -> None:
@@ -74,6 +75,14 @@ class Sender:
             self.queue.put_nowait(key)
         except queue.Full:
             self._overflow.set()
+
+    def wake(self) -> None:
+        """Have the worker send what is queued without waiting out its batching interval."""
+        if self._thread is not None:
+            try:
+                self.queue.put_nowait(_WAKE)
+            except queue.Full:
+                self._overflow.set()
 
     def close(self, timeout: float = 10.0) -> bool:
         """Flush, save the env, join with a bounded wait. Returns True when the server has every point."""
@@ -142,6 +151,8 @@ class Sender:
                 return False
             if item is _STOP:
                 return True
+            if item is _WAKE:
+                return False
             self._queued.discard(item)  # before sending, so later points queue again
             if item[1] is None:
                 self._full.add(item[0])

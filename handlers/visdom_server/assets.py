@@ -108,10 +108,15 @@ def install_assets(npm: str = "npm", say=print) -> list[str]:
     say(f"installing {len(needed)} Visdom browser files from the npm registry")
     with tempfile.TemporaryDirectory() as tmp:
         for spec in sorted({s for s, _ in needed.values()}):
-            done = subprocess.run([npm, "pack", spec, "--silent", "--pack-destination", tmp], cwd=tmp,
-                                  capture_output=True, text=True, timeout=300)
-            if done.returncode != 0:
-                raise RuntimeError(f"npm pack {spec} failed: {done.stderr.strip()[-300:]}")
+            try:
+                done = subprocess.run([npm, "pack", spec, "--silent", "--pack-destination", tmp], cwd=tmp,
+                                      capture_output=True, text=True, timeout=300)
+            except subprocess.TimeoutExpired:
+                done = None
+            if done is None or done.returncode != 0:
+                why = "took over 300 s" if done is None else (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+                raise RuntimeError(f"fetching Visdom's browser files failed (npm pack {spec}: {why}); is the npm "
+                                   "registry reachable (npm config get registry)?")
             tarball = os.path.join(tmp, done.stdout.strip().splitlines()[-1])
             unpack = os.path.join(tmp, re.sub(r"[^\w.-]", "_", spec))
             with tarfile.open(tarball) as tar:
