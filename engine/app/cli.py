@@ -51,7 +51,6 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 
 
 def _visdom(args: argparse.Namespace) -> int:
-    import signal
     import time
 
     from engine.app.runs import newest_env, serve_folder

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import requests
 
