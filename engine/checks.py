@@ -34,8 +34,10 @@ def check_loader(name: str, data: Iterable, num_epochs: int = 1) -> Iterable:
         size = len(data)  # type: ignore[arg-type]
     except TypeError:
         size = None
-    first = _NOTHING if size == 0 else next(data if one_shot else iter(data), _NOTHING) if size is None else None
-    if first is _NOTHING:
+    first = None
+    if size is None:  # no len(): look at the first batch (a one-shot iterator gets it back below)
+        first = next(data if one_shot else iter(data), _NOTHING)
+    if size == 0 or first is _NOTHING:
         raise ValueError(
             f"{name} yields no batches{' (len 0)' if size == 0 else ''}; check the dataset is not empty and, with "
             "drop_last=True, that it holds at least one full batch"

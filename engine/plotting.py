@@ -75,11 +75,12 @@ def stop_shared_server() -> LocalVisdom | None:
     return server
 
 
-def default_plotter(out_dir: str | None = None, url: str | None = None, env: str | None = None) -> VisdomPlotter:
+def default_plotter(out_dir: str | None = None, url: str | None = None, env: str | None = None,
+                    env_path: str = os.path.join("runs", "visdom")) -> VisdomPlotter:
     """A plotter on a live server (see the module doc) in a fresh env, writing its PNG to ``out_dir``
-    (default: ``runs/<env>``)."""
+    (default: ``runs/<env>``); a server started for it keeps its envs in ``env_path``."""
     env = env or new_env()
-    live = live_url(url)
+    live = live_url(url, env_path)
     return VisdomPlotter(live or server_url(url), env, out_dir=out_dir or os.path.join("runs", env),
                          live=live is not None)
 

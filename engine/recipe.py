@@ -22,8 +22,9 @@ __all__ = ["Stage", "Recipe"]
 class Stage(IntEnum):
     """Where a part's callbacks go among the others, for every event they share."""
 
-    TIMER = 10  # first to see each step end, so only the step is timed
-    METRICS = 20  # running figures, accumulated every step and computed at the book's points
+    TIMER = 10  # first to see each step end, so only the step is timed (the book's timer and running
+    #             figures are one handler here: handlers/figures.py)
+    METRICS = 20  # your own running metrics, after the book's figures
     EVALUATE = 30  # the test pass at epoch end, before anything reads test figures
     RECORD = 40  # history, sampler epochs: read the epoch's figures
     SCHEDULE = 50  # learning-rate schedules, before the plot reads the rate

@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from engine.plotting import live_url, plots_enabled, serving, stop_shared_server
+from engine.plotting import default_plotter, plots_enabled, serving, stop_shared_server
 from handlers.plot import VisdomAddress, VisdomPlotter, new_env, server_url
 
 __all__ = ["plot_for_run", "new_run_dir"]
@@ -35,18 +35,17 @@ def plot_for_run(
     """Yield ``(plotter, run folder)``: the same plot rule as ``train_ch13`` (``engine.plotting``), with
     a server started for the run keeping its envs in the run folder."""
     env = new_env()
-    address = VisdomAddress(server_url(url))  # a malformed --visdom fails even with --no-plot
+    VisdomAddress(server_url(url))  # a malformed --visdom fails even with --no-plot, before any folder
     plot = plot and plots_enabled()
     folder = new_run_dir(out, env)
-    live = live_url(url, env_path=os.path.join(folder, "visdom")) if plot else None
-    plotter = VisdomPlotter(live or address.url, env, out_dir=folder, live=live is not None) if plot else None
+    plotter = default_plotter(folder, url, env, env_path=os.path.join(folder, "visdom")) if plot else None
     try:
         yield plotter, folder
     finally:
         if plotter is not None:
             plotter.close()
         if keep_serving and serving() is not None:
-            print(f"Serving the plots at {live}/env/{env} until Ctrl-C", flush=True)
+            print(f"Serving the plots at {plotter.url}/env/{env} until Ctrl-C", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 while serving() is not None:
                     time.sleep(0.5)

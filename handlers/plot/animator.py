@@ -5,7 +5,6 @@ non-blocking plotter ``train_ch13`` uses: ``add`` only records points; a backgro
 """
 from __future__ import annotations
 
-import atexit
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +22,8 @@ class Animator:
     Like the book, ``add(x, y)`` takes one x (or one per line) and a value per line, skips ``None``
     values, and draws every line in the first panel (``nrows``/``ncols`` only size the window).
     ``fmts`` are matplotlib styles and do not apply to Visdom. ``plotter`` picks the server and env
-    (default: ``$VISDOM_URL`` in a fresh env); points are flushed when the program exits or at ``close()``.
+    (default: ``$VISDOM_URL`` in a fresh env); points are flushed at ``close()``, or when the program exits
+    (an open plotter closes itself then).
     """
 
     def __init__(
@@ -54,8 +54,6 @@ class Animator:
         self.plotter.window(self.window, self.legend, title=title or ylabel or xlabel or "Animator", xlabel=xlabel,
                             ylabel=ylabel, xlim=tuple(xlim) if xlim else None, ylim=tuple(ylim) if ylim else None,
                             extra={"xtype": xscale, "ytype": yscale, "width": int(width), "height": int(height)})
-        if self.own:
-            atexit.register(self.close)
 
     def _name(self, i: int) -> str:
         return self.legend[i] if i < len(self.legend) else f"line {i + 1}"
