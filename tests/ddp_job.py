@@ -71,7 +71,11 @@ def main() -> None:
     if args.nproc == 1:
         run(0, args)
         return
-    with idist.Parallel(backend="gloo", nproc_per_node=args.nproc) as parallel:
+    from handlers.visdom_server import free_port
+
+    # a fresh loopback port per job, as the CLI takes: back-to-back jobs never meet on a fixed one
+    with idist.Parallel(backend="gloo", nproc_per_node=args.nproc, master_addr="127.0.0.1",
+                        master_port=free_port()) as parallel:
         parallel.run(run, args)
 
 
