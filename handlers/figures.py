@@ -1,26 +1,31 @@
-"""The book's per-iteration work as one handler per event.
+"""The book's per-iteration work as one handler per event, with the adding deferred.
 
 Ignite dispatches every handler of an event, and every event filter, on every iteration. The book's
-figures need, per step: stop the step timer, add the batch to the running loss and accuracy (on the
-device), keep the loss for the NaN guard; and at the book's points only: compute the figures (one
-sync) and run what reads them (the guard's look, DDP's stop agreement). ``BookFigures`` does all of
-it in one ``ITERATION_COMPLETED`` handler that decides the cadence once. Each piece (``StepTimer``,
-``BookLoss``, ``BookAccuracy``, ``NonFiniteGuard``) still attaches alone to any Engine.
+figures need, per step: stop the step timer and keep the batch's statistics; the running loss and
+accuracy, the example count and the NaN guard's window only need them at the book's points. So
+``BookFigures`` keeps a reference to each step's ``StepOutput`` (no kernel, no sync) and folds them
+into the metrics in one stacked sum every ``FOLD`` steps and at each book point, where it then
+computes the figures and runs what reads them (the guard's look, DDP's stop agreement). Each piece
+(``StepTimer``, ``BookLoss``, ``BookAccuracy``, ``NonFiniteGuard``) still attaches alone to any Engine.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
 
 from handlers.cadence import book_cadence
+from handlers.contract import publishes_step_output, step_output
 from handlers.guards import NonFiniteGuard
 from handlers.metrics import BookAccuracy, BookLoss
 from handlers.throughput import StepTimer
 
-__all__ = ["BookFigures"]
+__all__ = ["BookFigures", "FOLD"]
+
+FOLD = 64
+"""Steps kept before they are summed: bounds what is held, and costs one stacked sum per 64 steps."""
 
 
 class BookFigures:
@@ -31,12 +36,15 @@ class BookFigures:
         self.metrics = {"loss": BookLoss(), "acc": BookAccuracy()}
         self.guard = guard
         self.at_points: list[Callable[[Engine], Any]] = []  # what reads the figures, in the order added
+        self._pending: list[Mapping[str, Any]] = []  # the steps' statistics since the last fold
+        self._first = 0  # the iteration of _pending[0]
+        self._source: str | None = None  # the state field holding the statistics, checked on the first step
 
     def attach(self, trainer: Engine) -> BookFigures:
         trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
         trainer.add_event_handler(Events.ITERATION_STARTED, self.timer.start)
         trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, self.timer.epoch_completed)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
         return self
 
     def at_book_points(self, handler: Callable[[Engine], Any]) -> BookFigures:
@@ -52,17 +60,55 @@ class BookFigures:
         self.timer.load_state_dict(state)
 
     def _epoch_started(self, engine: Engine) -> None:
+        self._pending.clear()
         for metric in self.metrics.values():
             metric.started(engine)
 
     def _iteration_completed(self, engine: Engine) -> None:
-        self.timer.stop(engine)
-        for metric in self.metrics.values():
-            metric.iteration_completed(engine)
-        if self.guard is not None:
-            self.guard.watch(engine)
-        if book_cadence(engine):
+        self.timer.lap()
+        if self._source is None:
+            step_output(engine, "BookFigures")  # names the missing keys of an Engine not built by our factories
+            self._source = "step_output" if publishes_step_output(engine) else "output"
+        if not self._pending:
+            self._first = engine.state.iteration
+        self._pending.append(getattr(engine.state, self._source))
+        point = book_cadence(engine)
+        if point or len(self._pending) >= FOLD:
+            self._fold(engine)
+        if point:
             for name, metric in self.metrics.items():
                 metric.completed(engine, name)
             for handler in self.at_points:
                 handler(engine)
+
+    def _epoch_completed(self, engine: Engine) -> None:
+        self._fold(engine)
+        self.timer.epoch_completed(engine)
+
+    def _fold(self, engine: Engine) -> None:
+        """Sum the kept steps into the metrics, the timer's count and the guard's window."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        try:
+            losses = _stack([s["loss"] for s in pending])
+            corrects = _stack([s["correct"] for s in pending])
+            examples, predictions = sum(int(s["examples"]) for s in pending), sum(int(s["predictions"]) for s in pending)
+        except (KeyError, TypeError):
+            step_output(engine, "BookFigures")  # raises, naming the keys this Engine's output lacks
+            raise
+        self.metrics["loss"].update((losses.sum(), examples))
+        self.metrics["acc"].update((corrects.sum(), predictions))
+        self.timer.count(examples)
+        if self.guard is not None:
+            self.guard.add(self._first, losses)
+
+
+def _stack(values: list[Any]) -> torch.Tensor:
+    """One 1-d tensor of the steps' 0-dim tensors (or numbers, from a hand-made step)."""
+    if all(isinstance(v, torch.Tensor) for v in values):
+        try:
+            return torch.stack(values).reshape(len(values))
+        except RuntimeError:  # shapes () and (1,) mixed
+            return torch.stack([v.reshape(()) for v in values])
+    return torch.tensor([float(v) for v in values], dtype=torch.float64)

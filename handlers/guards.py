@@ -25,7 +25,7 @@ __all__ = ["NonFiniteGuard", "Interrupt", "Stopped", "STOP_SIGNALS"]
 
 class NonFiniteGuard:
     def __init__(self) -> None:
-        self._window: list[tuple[int, torch.Tensor]] = []  # (iteration, loss) since the last look
+        self._window: list[tuple[int, torch.Tensor]] = []  # (first iteration, losses) since the last look
         self.iteration: int | None = None  # the first iteration whose loss was nan or inf
         self.epoch: int | None = None
 
@@ -37,24 +37,27 @@ class NonFiniteGuard:
 
     def watch(self, engine: Engine) -> None:
         """Keep this step's loss (a reference: no kernel, no sync)."""
-        self._window.append((engine.state.iteration, step_output(engine, "NonFiniteGuard", ("loss",))["loss"]))
+        self.add(engine.state.iteration, step_output(engine, "NonFiniteGuard", ("loss",))["loss"])
+
+    def add(self, first_iteration: int, losses: torch.Tensor) -> None:
+        """Keep the losses of consecutive iterations from ``first_iteration`` (one tensor, 0-dim or 1-d)."""
+        self._window.append((first_iteration, losses))
 
     def check(self, engine: Engine) -> None:
         """Look at the losses kept since the last look (one sync); stop the run at a bad one."""
         if self.iteration is not None:
             return
-        finite = torch.isfinite(torch.stack([loss.reshape(()) for _, loss in self._window])).tolist() \
-            if self._window else []
+        window, self._window = self._window, []
+        finite = torch.isfinite(torch.cat([loss.reshape(-1) for _, loss in window])).tolist() if window else []
         bad = not all(finite)
         if idist.get_world_size() > 1:  # every process stops at the same point, or the others hang in DDP
             bad = bool(idist.all_reduce(int(bad), op="MAX"))
         if not bad:
-            self._window.clear()
             return
-        self.iteration = self._window[finite.index(False)][0] if False in finite else engine.state.iteration
+        iterations = [first + k for first, loss in window for k in range(loss.numel())]
+        self.iteration = iterations[finite.index(False)] if False in finite else engine.state.iteration
         n = engine.state.epoch_length
         self.epoch = (self.iteration - 1) // n + 1 if n else engine.state.epoch
-        self._window.clear()
         engine.terminate()
 
     def message(self, checkpoint: str | None) -> str:

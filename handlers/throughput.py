@@ -64,11 +64,19 @@ class StepTimer:
             self._t0 = time.perf_counter()
 
     def stop(self, engine: Engine) -> None:
+        self.lap()
+        self.count(self._examples(engine))
+
+    def lap(self, engine: Engine | None = None) -> None:
+        """End the step's clock (its examples are counted apart, with ``count``)."""
         if self._cuda:
             self._pending.append((self._begin, self._event()))
         else:
             self._epoch += time.perf_counter() - self._t0
-        self._epoch_examples += self._examples(engine)
+
+    def count(self, examples: int) -> None:
+        """Add examples to this epoch's count (several steps' at once, when they are folded)."""
+        self._epoch_examples += examples
 
     def epoch_completed(self, engine: Engine) -> None:
         if self._pending:

@@ -119,21 +119,21 @@ def test_channels_last_and_compile_train_to_the_same_numbers(digits):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5)
 
 
-def _lrs(tr, te, scheduler_for, every, **kw):
+def _lrs(tr, te, scheduler_for, every, out_dir=None, **kw):
     net = small_cnn()
     opt = torch.optim.SGD(net.parameters(), 0.1)
     sched = scheduler_for(opt)
-    plotter = VisdomPlotter("http://127.0.0.1:9", "lr-test", connect_timeout=0.2) if kw.pop("plot_lr", False) else False
+    plotter = VisdomPlotter("http://127.0.0.1:9", "lr-test", out_dir=out_dir, connect_timeout=0.2) if kw.pop("plot_lr", False) else False
     train_ch13(net, tr, te, CE, opt, 3, CPU, verbose=False, lr_scheduler=sched, scheduler_every=every,
                plot=plotter, plot_lr=bool(plotter), **kw)
     return sched, plotter
 
 
-def test_torch_scheduler_per_iteration_follows_its_formula_and_is_plotted(digits):
+def test_torch_scheduler_per_iteration_follows_its_formula_and_is_plotted(digits, tmp_path):
     X, y = digits
     tr, te = loaders(X, y, 160, 64, 32)  # 5 batches an epoch, 15 iterations
     _, plotter = _lrs(tr, te, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=15), "iteration",
-                      plot_lr=True)
+                      out_dir=str(tmp_path), plot_lr=True)
     xs, lrs = zip(*plotter.store.windows["lr"].traces["lr"])
     expected = [0.1 * (1 + math.cos(math.pi * i / 15)) / 2 for i in range(1, 16)]
     assert [round(v, 9) for v in lrs] == [round(v, 9) for v in expected]

@@ -37,8 +37,35 @@ def test_an_engine_without_the_book_keys_is_told_which_keys_and_how(digits):
     tr, _ = loaders(X, y, 32, 0, 16)
     plain = Engine(lambda e, batch: {"loss": torch.tensor(1.0)})
     attach_book_metrics(plain)
-    with pytest.raises(KeyError, match=r"StepTimer reads the step's examples, but this Engine's output is \['loss'\]"):
+    with pytest.raises(KeyError, match=r"BookFigures reads the step's loss, correct, examples, predictions, but "
+                                         r"this Engine's output is \['loss'\]"):
         plain.run(tr, max_epochs=1)
+
+
+def test_a_step_that_drops_the_keys_later_is_named_too(digits):
+    """The keys are checked on the first step; a later step without them is still named, not a bare KeyError."""
+    X, y = digits
+    tr, _ = loaders(X, y, 160, 0, 16)
+
+    def step(engine, batch):
+        full = {"loss": torch.tensor(1.0), "correct": torch.tensor(3), "examples": 4, "predictions": 4}
+        return full if engine.state.iteration < 3 else {"loss": torch.tensor(1.0)}
+
+    plain = Engine(step)
+    attach_book_metrics(plain)
+    with pytest.raises(KeyError, match=r"BookFigures reads .* this Engine's output is \['loss'\]"):
+        plain.run(tr, max_epochs=1)
+
+
+def test_a_hand_made_step_may_return_numbers(digits):
+    X, y = digits
+    tr, _ = loaders(X, y, 160, 0, 16)
+    plain = Engine(lambda e, batch: {"loss": 2.0 * len(batch[1]), "correct": 1, "examples": len(batch[1]),
+                                     "predictions": len(batch[1])})
+    attach_book_metrics(plain)
+    state = plain.run(tr, max_epochs=1)
+    assert state.metrics["loss"] == pytest.approx(2.0)
+    assert state.metrics["acc"] == pytest.approx(len(tr) / len(tr.dataset))
 
 
 def test_stages_order_the_parts_not_the_order_they_were_added():
