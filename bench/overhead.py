@@ -1,20 +1,27 @@
 """The engine's own costs, measured apart from the model: per iteration and per call.
 
 - Per-iteration overhead: the same trivial step (a 4->3 linear layer on 2 examples, the project's
-  own step body) run by a hand loop and by ``create_trainer`` + the book's recipe, interleaved;
-  (ours - hand) / iterations, median of the repeats, in microseconds.
+  own step body) run by ``create_trainer`` + the book's recipe and by a hand loop, in alternating
+  epochs of one process: each epoch of the Engine is followed by a hand epoch over the same batches,
+  so the two sides of a pair see the same machine. (ours - hand) / iterations, median over the pairs,
+  in microseconds; a bare Ignite ``Engine`` around the same step is measured the same way, as the floor.
 - A call's fixed cost: ``train_ch13`` from the call to its first step plus from its last step to its
   return (the tiny test pass included), with plots off and with plots to a live local server; the
   one-time start of that server is shown apart.
+- A whole call: ``train_ch13`` against a hand loop doing the same math (LeNet, batch 256, 24 batches,
+  2 epochs, interleaved): the ratio of wall times.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
-from ignite.engine import Events
+from ignite.engine import Engine, Events
 from torch import nn
 
 from engine import book_recipe, create_evaluator, create_trainer, train_ch13
@@ -24,6 +31,7 @@ from engine.updater import Updater
 from handlers import LocalVisdom, VisdomPlotter
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
+CPU = torch.device("cpu")
 
 
 def batches(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -31,45 +39,53 @@ def batches(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(torch.randn(2, 4, generator=g), torch.randint(0, 3, (2,), generator=g)) for _ in range(n)]
 
 
-def hand(data: list, epochs: int) -> float:
-    net = nn.Linear(4, 3)
-    updater, options, cpu = Updater(torch.optim.SGD(net.parameters(), 0.01), net.parameters()), StepOptions(), \
-        torch.device("cpu")
+def hand_epoch(net: nn.Module, updater: Updater, data: list) -> float:
+    """One epoch of the step body in a plain loop, the batch moved to the device as the book does."""
+    options = StepOptions()
     t0 = time.perf_counter()
-    for _ in range(epochs):
-        for X, y in data:
-            train_batch(net, net, X, y, LOSS, updater, options, cpu)
+    for X, y in data:
+        train_batch(net, net, X.to(CPU, non_blocking=True), y.to(CPU, non_blocking=True), LOSS, updater, options, CPU)
     return time.perf_counter() - t0
 
 
-def ours(data: list, epochs: int) -> float:
-    net = nn.Linear(4, 3)
-    trainer = create_trainer(net, LOSS, torch.optim.SGD(net.parameters(), 0.01))
-    book_recipe(trainer, create_evaluator(net), data[:1], num_epochs=epochs).attach()
-    marks: dict[str, float] = {}
-    trainer.add_event_handler(Events.STARTED, lambda _: marks.setdefault("start", time.perf_counter()))
-    trainer.add_event_handler(Events.COMPLETED, lambda _: marks.setdefault("end", time.perf_counter()))
-    trainer.run(data, max_epochs=epochs)
-    evals = epochs * _eval_seconds(net, data[:1])
-    return marks["end"] - marks["start"] - evals
+def ours_engine(net: nn.Module, optimizer: torch.optim.Optimizer, data: list, epochs: int) -> tuple[Engine, Callable]:
+    trainer = create_trainer(net, LOSS, optimizer)
+    return trainer, lambda: book_recipe(trainer, create_evaluator(net), data[:1], num_epochs=epochs).attach()
 
 
-def _eval_seconds(net: nn.Module, test: list) -> float:
-    """What one epoch-end test pass costs, taken out of the loop's time (the hand loop has none)."""
-    evaluator = create_evaluator(net)
-    t0 = time.perf_counter()
-    for _ in range(20):
-        evaluator.run(test)
-    return (time.perf_counter() - t0) / 20
+def bare_engine(net: nn.Module, optimizer: torch.optim.Optimizer, data: list, epochs: int) -> tuple[Engine, Callable]:
+    updater, options = Updater(optimizer, net.parameters()), StepOptions()
+
+    def step(_: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> object:
+        return train_batch(net, net, batch[0].to(CPU, non_blocking=True), batch[1].to(CPU, non_blocking=True), LOSS,
+                           updater, options, CPU)[0]
+    return Engine(step), lambda: None
 
 
-def per_iteration(iterations: int, repeats: int) -> float:
+def per_iteration(make: Callable, iterations: int, epochs: int) -> float:
+    """Median over epochs of (Engine epoch - the hand epoch right after it) / iterations, in us.
+
+    The Engine's epoch is timed from its first EPOCH_STARTED handler to its first EPOCH_COMPLETED
+    handler, both added before the recipe: the epoch-end test pass is not in it; the hand epoch
+    runs in the last EPOCH_COMPLETED handler.
+    """
     data = batches(iterations)
-    gaps = []
-    for _ in range(repeats):
-        a, b = hand(data, 1), ours(data, 1)
-        gaps.append((b - a) / iterations * 1e6)
-    return statistics.median(gaps)
+    net, hand_net = nn.Linear(4, 3), nn.Linear(4, 3)
+    hand_updater = Updater(torch.optim.SGD(hand_net.parameters(), 0.01), hand_net.parameters())
+    trainer, attach = make(net, torch.optim.SGD(net.parameters(), 0.01), data, epochs)
+    marks: dict[str, float] = {}
+    gaps: list[float] = []
+    trainer.add_event_handler(Events.EPOCH_STARTED, lambda _: marks.update(start=time.perf_counter()))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: marks.update(end=time.perf_counter()))
+    attach()
+
+    def pair(_: Engine) -> None:
+        hand = hand_epoch(hand_net, hand_updater, data)
+        gaps.append((marks["end"] - marks["start"] - hand) / iterations * 1e6)
+
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, pair)
+    trainer.run(data, max_epochs=epochs)
+    return statistics.median(gaps[1:])  # the first pair is warm-up
 
 
 def fixed_cost(plot: VisdomPlotter | bool, repeats: int) -> float:
@@ -89,14 +105,47 @@ def fixed_cost(plot: VisdomPlotter | bool, repeats: int) -> float:
     return statistics.median(costs)
 
 
+def whole_call(repeats: int) -> tuple[float, float, float]:
+    """LeNet, batch 256, 24 batches, 2 epochs: (median hand wall s, median ours wall s, median pair ratio)."""
+    from bench import variants
+    from bench.workloads import data, model
+
+    train, test = data("lenet", "device", 256, 24, CPU)
+
+    def hand() -> float:
+        net, t0 = model("lenet"), time.perf_counter()
+        variants.hand(net, train, test, CPU, 2)
+        return time.perf_counter() - t0
+
+    def ours() -> float:
+        net, t0 = model("lenet"), time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            train_ch13(net, train, test, LOSS, torch.optim.Adam(net.parameters(), 1e-3), 2, [CPU], plot=False)
+        return time.perf_counter() - t0
+
+    hand(), ours()  # warm-up
+    hands, ourss = [], []
+    for i in range(repeats):  # alternate which goes first
+        if i % 2:
+            h = hand()
+            o = ours()
+        else:
+            o = ours()
+            h = hand()
+        hands.append(h)
+        ourss.append(o)
+    ratio = statistics.median(h / o for h, o in zip(hands, ourss))
+    return statistics.median(hands), statistics.median(ourss), ratio
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="CI-sized: fewer iterations and repeats")
     args = p.parse_args(argv)
-    iterations, repeats = (500, 3) if args.quick else (4000, 7)
-    hand(batches(50), 2), ours(batches(50), 2)  # warm-up: first-call costs are not the loop's
-    print(f"per-iteration overhead over the hand loop, trivial step: {per_iteration(iterations, repeats):.1f} us "
-          f"(median of {repeats} x {iterations} iterations; target <= 25 us)")
+    iterations, epochs, repeats = (200, 6, 3) if args.quick else (250, 41, 7)
+    ours, bare = per_iteration(ours_engine, iterations, epochs), per_iteration(bare_engine, iterations, epochs)
+    print(f"per-iteration overhead over the hand loop, trivial step: {ours:.1f} us (target <= 25 us); a bare Ignite "
+          f"Engine around the same step: {bare:.1f} us (median of {epochs - 1} epoch pairs x {iterations} iterations)")
     print(f"fixed cost of a call, plots off: {fixed_cost(False, repeats):.1f} ms (target <= 30 ms)")
     t0 = time.perf_counter()
     with LocalVisdom(env_path="runs/bench-visdom") as server:
@@ -105,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
             live = fixed_cost(plotter, repeats)
     print(f"fixed cost of a call, plots to a live local server: {live:.1f} ms (target <= 30 ms); the server's "
           f"one-time start: {start:.0f} ms")
+    hand_s, ours_s, ratio = whole_call(repeats)
+    print(f"whole train_ch13 call, LeNet batch 256, 24 batches, 2 epochs, plots off: hand loop {hand_s:.3f} s, "
+          f"ours {ours_s:.3f} s; ours/hand speed {ratio:.3f} (hand wall / ours wall, median of {repeats} pairs; "
+          "target >= 0.99)")
 
 
 if __name__ == "__main__":

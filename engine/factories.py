@@ -6,12 +6,13 @@ from typing import Any
 
 import ignite.distributed as idist
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Events
 from torch import nn
 
 from engine.batch import PrepareBatch, prepare_batch
 from engine.checks import check_optimizer
 from engine.devices import resolve_devices
+from engine.dispatch import Engine
 from engine.options import StepOptions, prepare_model
 from engine.step import OutputTransform, default_output, eval_batch, train_batch
 from engine.updater import Updater
