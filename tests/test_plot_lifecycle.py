@@ -90,14 +90,25 @@ def test_a_plotter_on_an_evaluator_and_across_two_runs_loses_no_point(digits, se
         plotter.attach(evaluator, Events.COMPLETED, {"acc": lambda e: e.state.metrics["acc"]},
                        x=lambda e: trainer.state.epoch, window="eval")  # the evaluator completes every epoch
         trainer.run(tr, max_epochs=3)
-        for _ in range(2):  # the book's 14.2 trains twice: each run its own window, the plotter stays open
+        for win in ("train_ch13", "train_ch13-2"):  # the book's 14.2 trains twice: a window each, plotter open
             train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 2, plot=plotter, verbose=False)
+            # the call's closing flush returned only once the server had every point
+            assert trace_counts(server.url, "lifecycle", win) == {"train loss": 10, "train acc": 10, "test acc": 2}
     assert plotter.replay_path is None
     assert trace_counts(server.url, "lifecycle", "eval") == {"acc": 3}
     for win in ("train_ch13", "train_ch13-2"):
         assert trace_counts(server.url, "lifecycle", win) == {"train loss": 10, "train acc": 10, "test acc": 2}
     with pytest.raises(RuntimeError, match="closed"):
         plotter.add("eval", "acc", 4, 0.5)
+
+
+def test_flush_to_a_refused_port_returns_and_keeps_the_points(tmp_path):
+    with VisdomPlotter("http://127.0.0.1:9", "refused", out_dir=str(tmp_path), connect_timeout=0.2,
+                       close_timeout=60) as plotter:
+        plotter.add("w", "t", 1, 0.5)
+        assert plotter.flush() is False  # once the port refuses, not after close_timeout
+        assert plotter.sender.down_since is not None and plotter.store.counts() == {"w": {"t": 1}}
+    assert read_log(plotter.replay_path)[0][1]["data"][0]["y"] == [0.5]
 
 
 @pytest.mark.parametrize("value, named", [(torch.ones(2), r"a \(2,\) float32 tensor"), (None, "a NoneType"),

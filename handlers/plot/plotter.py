@@ -155,12 +155,10 @@ class VisdomPlotter:
         Returns at once when the server is known to be down: training never waits on a dead server
         (its points stay in the record, for a later flush, ``close()`` and the replay log).
         """
-        deadline = time.monotonic() + (self.close_timeout if timeout is None else timeout)
-        if self.sender.undelivered():
-            self.sender.wake()
-        while self.sender.undelivered() and self.sender.down_since is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return not self.sender.undelivered()
+        if not self.sender.undelivered():
+            return True
+        self.sender.wake()
+        return self.sender.wait_delivered(self.close_timeout if timeout is None else timeout)
 
     def close(self) -> bool:
         """Flush (bounded wait), save the env, write the PNG and, if needed, the replay log.

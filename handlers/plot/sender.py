@@ -52,6 +52,7 @@ class Sender:
         self._overflow = threading.Event()
         self._queued: set[tuple[str, str | None]] = set()  # notifications not yet taken by the worker
         self._thread: threading.Thread | None = None
+        self._progress = threading.Condition()  # notified after each send attempt
         self.failures = 0
         self.down_since: float | None = None
         self.saved = False
@@ -93,6 +94,12 @@ class Sender:
             self._thread.join(timeout)
         return not self.undelivered()
 
+    def wait_delivered(self, timeout: float) -> bool:
+        """Block until the server has every point, is found down, or ``timeout`` passes; True if delivered."""
+        with self._progress:
+            self._progress.wait_for(lambda: not self.undelivered() or self.down_since is not None, timeout)
+        return not self.undelivered()
+
     def undelivered(self) -> list[str]:
         counts = self.store.counts()
         return [w for w, traces in counts.items()
@@ -107,6 +114,12 @@ class Sender:
 
     # -- worker thread ---------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._notify()
+
+    def _loop(self) -> None:
         dirty: set[tuple[str, str]] = set()
         stopping, backoff, retry_at = False, 0.25, 0.0
         while True:
@@ -120,6 +133,7 @@ class Sender:
                 dirty.update((w, t) for w, traces in self.store.counts().items() for t in traces)
             try:
                 self._send(dirty)
+                self._notify()
                 backoff, retry_at = 0.25, 0.0
                 if self.down_since is not None:
                     self.say(f"reconnected to {self.address}; every point kept during the outage was sent")
@@ -135,10 +149,15 @@ class Sender:
                     self.down_since = time.monotonic()
                     why = str(e) if isinstance(e, NotVisdomError) else f"cannot reach {self.address} ({type(e).__name__})"
                     self.say(f"{why}; training goes on, points are kept and sent when it answers")
+                    self._notify()
                 if stopping:
                     return
                 retry_at = time.monotonic() + backoff
                 backoff = min(backoff * 2, 5.0)
+
+    def _notify(self) -> None:
+        with self._progress:
+            self._progress.notify_all()
 
     def _drain(self, dirty: set[tuple[str, str]], until: float) -> bool:
         """Collect notifications until ``until``; True as soon as a stop arrives."""
