@@ -1,6 +1,7 @@
 """``create_trainer`` / ``create_evaluator``: Ignite Engines around the book's step functions."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -70,12 +71,13 @@ def create_trainer(
     model = prepare_model(net, options)
 
     def train_step(engine: Engine, batch: Any) -> Any:
+        engine.state.step_started = time.perf_counter()  # the step timer's start, without a handler
         X, y = prepare_batch(batch, device, non_blocking)
         n = engine.state.epoch_length
         stats, y_hat = train_batch(net, model, X, y, loss, updater, options, device,
                                    last_of_epoch=n is not None and engine.state.iteration % n == 0)
         engine.state.step_output, engine.state.optimizer_steps = stats, updater.steps
-        return output_transform(X, y, y_hat, stats)
+        return stats if output_transform is default_output else output_transform(X, y, y_hat, stats)
 
     def flush(engine: Engine) -> None:
         updater.flush()
@@ -84,6 +86,7 @@ def create_trainer(
     trainer = Engine(train_step)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, flush)
     trainer.state.step_output = None
+    trainer.state.step_started = 0.0
     trainer.state.scaler = updater.scaler
     trainer.state.optimizer_steps = 0  # updates so far: schedules step per update, not per batch
     return trainer
@@ -113,7 +116,7 @@ def create_evaluator(
         X, y = prepare_batch(batch, device, non_blocking)
         stats, y_hat = eval_batch(net, model, X, y, loss, options, device)
         engine.state.step_output = stats
-        return output_transform(X, y, y_hat, stats)
+        return stats if output_transform is default_output else output_transform(X, y, y_hat, stats)
 
     evaluator = Engine(eval_step)
     evaluator.state.step_output = None

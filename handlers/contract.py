@@ -14,7 +14,8 @@ from typing import Any, TypedDict
 import torch
 from ignite.engine import Engine
 
-__all__ = ["StepOutput", "BOOK_KEYS", "step_output", "optimizer_steps", "grad_scaler", "publishes_step_output"]
+__all__ = ["StepOutput", "BOOK_KEYS", "step_output", "optimizer_steps", "grad_scaler", "publishes_step_output",
+           "step_started"]
 
 
 class StepOutput(TypedDict):
@@ -59,3 +60,9 @@ def optimizer_steps(engine: Engine) -> int | None:
 def grad_scaler(engine: Engine) -> torch.amp.GradScaler | None:
     """The fp16 loss scaler the step uses (checkpointed with the run), if any."""
     return getattr(engine.state, "scaler", None)
+
+
+def step_started(engine: Engine) -> float | None:
+    """``time.perf_counter()`` when the current step began, for an Engine whose step stamps it (this
+    project's trainer: a timer then needs no ITERATION_STARTED handler); None for other Engines."""
+    return getattr(engine.state, "step_started", None)

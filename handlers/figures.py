@@ -42,7 +42,7 @@ class BookFigures:
 
     def attach(self, trainer: Engine) -> BookFigures:
         trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
-        trainer.add_event_handler(Events.ITERATION_STARTED, self.timer.start)
+        self.timer.attach_start(trainer)
         trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
         return self
@@ -65,7 +65,7 @@ class BookFigures:
             metric.started(engine)
 
     def _iteration_completed(self, engine: Engine) -> None:
-        self.timer.lap()
+        self.timer.lap(engine)
         if self._source is None:
             step_output(engine, "BookFigures")  # names the missing keys of an Engine not built by our factories
             self._source = "step_output" if publishes_step_output(engine) else "output"

@@ -3,6 +3,7 @@ recipe's declared order, its checkpoint registry, and step options resolved once
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import torch
@@ -137,3 +138,35 @@ def test_step_options_are_checked_once_and_frozen():
     net = nn.Linear(2, 2)
     resolved = options.resolve(torch.device("cpu"), net, torch.optim.SGD(net.parameters(), 0.1))
     assert resolved == StepOptions(compile=True) and resolved.resolve(torch.device("cpu"), net, None) is resolved
+
+
+class SlowBatches:
+    """A data source that takes 30 ms to produce each batch (a slow loader), the step itself taking ~10 ms."""
+
+    def __init__(self, batches: list) -> None:
+        self.batches = batches
+
+    def __iter__(self):
+        for b in self.batches:
+            time.sleep(0.03)
+            yield b
+
+
+@pytest.mark.parametrize("ours", [True, False], ids=["create_trainer (stamped start)", "a plain Engine"])
+def test_the_step_timer_times_the_step_not_the_loading(digits, ours):
+    X, y = digits
+    batches = [(X[i:i + 16], y[i:i + 16]) for i in range(0, 96, 16)]
+    net = small_cnn()
+    if ours:
+        inner = create_trainer(net, nn.CrossEntropyLoss(reduction="none"), torch.optim.SGD(net.parameters(), 0.1))
+        trainer = inner
+        trainer.add_event_handler(Events.ITERATION_STARTED, lambda _: time.sleep(0.01))  # before the step: not timed
+    else:
+        inner = create_trainer(net, nn.CrossEntropyLoss(reduction="none"), torch.optim.SGD(net.parameters(), 0.1))
+        trainer = Engine(lambda e, batch: inner._process_function(inner, batch))
+    timer = attach_book_metrics(trainer)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: time.sleep(0.01))  # after the lap: not timed
+    t0 = time.perf_counter()
+    trainer.run(SlowBatches(batches), max_epochs=1)
+    untimed = 6 * (0.03 + 0.01 + (0.01 if ours else 0))  # loading and the sleeping handlers
+    assert timer.examples == 96 and 0 < timer.seconds <= time.perf_counter() - t0 - untimed
