@@ -120,7 +120,7 @@ def train_ch13(
     finally:
         recipe.attached["interrupt"].restore()
         if plotter is not None:
-            plotter.close() if plot is True else plotter.flush()
+            plotter.close(png_in_background=True) if plot is True else plotter.flush()
     net.eval()
     return _report(recipe, verbose and main, main)
 

@@ -20,3 +20,16 @@ def test_bench_quick_prints_every_variant():
     for variant in ("book", "hand", "ignite", "ours+plot", "ours"):
         row = re.search(rf"^\| {re.escape(variant)} \| (\d+) \| ([\d.]+) \| ([\d.]+)x, ([\d.]+)x \|", done.stdout, re.M)
         assert row and float(row.group(1)) > 0 and float(row.group(2)) > 0, (variant, done.stdout)
+
+
+def test_overhead_quick_prints_each_figure_with_its_target():
+    done = subprocess.run([sys.executable, "-m", "bench", "overhead", "--quick"], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert re.search(r"per-iteration overhead .*: -?[\d.]+ us \(target <= 25 us\); a bare Ignite Engine .*: -?[\d.]+ us", out)
+    assert re.search(r"fixed cost of a call, plots off: [\d.]+ ms \(target <= 30 ms\)", out)
+    assert re.search(r"plots to a live local server: [\d.]+ ms with your VisdomPlotter, [\d.]+ ms with plot=True .* "
+                     r"\(target <= 30 ms\); the server's one-time start: \d+ ms", out)
+    ratio = re.search(r"ours/hand speed ([\d.]+) .*range ([\d.]+)-([\d.]+); target >= 0.99", out)
+    assert ratio and float(ratio.group(2)) <= float(ratio.group(1)) <= float(ratio.group(3)), out

@@ -102,6 +102,39 @@ def test_a_plotter_on_an_evaluator_and_across_two_runs_loses_no_point(digits, se
         plotter.add("eval", "acc", 4, 0.5)
 
 
+def test_a_png_drawn_in_the_background_lands_where_close_said(tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    plotter = VisdomPlotter("http://127.0.0.1:9", "png", out_dir="run", connect_timeout=0.2)
+    plotter.add("w", "t", 1, 0.5)
+    plotter.close(png_in_background=True)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the path was fixed when close was called
+    plotter.png_thread.join(60)
+    assert not plotter.png_thread.is_alive() and not plotter.png_thread.daemon  # the interpreter waits for it
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "taken" / "curves.png").mkdir(parents=True)  # a folder where the PNG should go
+    for background in (True, False):
+        plotter = VisdomPlotter("http://127.0.0.1:9", "png", out_dir=str(tmp_path / "taken"), connect_timeout=0.2)
+        plotter.add("w", "t", 1, 0.5)
+        plotter.close(png_in_background=background)
+        if background:
+            plotter.png_thread.join(60)
+        err = capfd.readouterr().err
+        assert f"[visdom] could not write {tmp_path / 'taken' / 'curves.png'}: Is a directory" in err, err
+        assert "Traceback" not in err and read_log(plotter.replay_path)[0][1]["data"][0]["y"] == [0.5]
+
+
+def test_an_unwritable_run_folder_is_said_not_raised(tmp_path, capfd):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the run folder should be")
+    plotter = VisdomPlotter("http://127.0.0.1:9", "png", out_dir=str(blocked / "run"), connect_timeout=0.2)
+    plotter.add("w", "t", 1, 0.5)
+    assert plotter.close() is False and plotter.replay_path is None
+    err = capfd.readouterr().err
+    assert f"the replay log cannot be written at {blocked / 'run' / 'visdom-replay.log'}" in err
+    assert f"could not write {blocked / 'run' / 'curves.png'}" in err and "Traceback" not in err
+
+
 def test_flush_to_a_refused_port_returns_and_keeps_the_points(tmp_path):
     with VisdomPlotter("http://127.0.0.1:9", "refused", out_dir=str(tmp_path), connect_timeout=0.2,
                        close_timeout=60) as plotter:

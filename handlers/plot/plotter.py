@@ -6,13 +6,14 @@ import inspect
 import os
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ignite.engine import Engine
 
-from handlers.plot.png import save_png
+from handlers.plot.png import save_png_in_background, try_save_png
 from handlers.plot.sender import Sender
 from handlers.plot.store import PlotStore
 
@@ -73,6 +74,7 @@ class VisdomPlotter:
         self.sender = Sender(self.store, self.url, env, connect_timeout=connect_timeout,
                              read_timeout=read_timeout, max_queue=max_queue, min_interval=min_interval)
         self.replay_path: str | None = None
+        self.png_thread: threading.Thread | None = None  # the PNG being drawn after close(png_in_background=True)
         self.closed = False
         self.live = live  # whether a Visdom server answered when the plotter was made (None: not asked)
         atexit.register(self.close)
@@ -160,26 +162,41 @@ class VisdomPlotter:
         self.sender.wake()
         return self.sender.wait_delivered(self.close_timeout if timeout is None else timeout)
 
-    def close(self) -> bool:
+    def close(self, png_in_background: bool = False) -> bool:
         """Flush (bounded wait), save the env, write the PNG and, if needed, the replay log.
 
-        Returns True when the server acknowledged every point. Safe to call twice.
+        Returns True when the server acknowledged every point. Safe to call twice. With
+        ``png_in_background`` the PNG is drawn on a thread (``self.png_thread``) the interpreter waits
+        for at exit, and the call returns without waiting for matplotlib.
         """
         if self.closed:
             return self.replay_path is None
         self.closed = True
         atexit.unregister(self.close)
         complete = self.sender.close(self.close_timeout)
+        if not complete:  # the record that loses nothing comes first
+            self._write_replay()
         if self.out_dir and self.store.windows:  # nothing plotted (a DDP rank > 0): no file
-            save_png(self.store, os.path.join(self.out_dir, "curves.png"))
-        if not complete:
-            folder = self.out_dir or os.path.join("runs", self.env)
-            os.makedirs(folder, exist_ok=True)
-            self.replay_path = os.path.join(folder, "visdom-replay.log")
-            n = self.sender.write_replay(self.replay_path)
-            print(f"[visdom] {n} points did not reach {self.sender.address}; they are in {self.replay_path} "
-                  f"(send them later with: d2l-ignite replay {self.replay_path})", file=sys.stderr, flush=True)
+            png = os.path.abspath(os.path.join(self.out_dir, "curves.png"))  # as of now, whatever cwd comes next
+            if png_in_background:
+                self.png_thread = save_png_in_background(self.store, png)
+            else:
+                try_save_png(self.store, png)
         return complete
+
+    def _write_replay(self) -> None:
+        folder = self.out_dir or os.path.join("runs", self.env)
+        path = os.path.join(folder, "visdom-replay.log")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            n = self.sender.write_replay(path)
+        except OSError as e:
+            print(f"[visdom] points did not reach {self.sender.address} and the replay log cannot be written at "
+                  f"{path} ({e.strerror or e}); give the plotter a writable out_dir", file=sys.stderr, flush=True)
+            return
+        self.replay_path = path
+        print(f"[visdom] {n} points did not reach {self.sender.address}; they are in {path} "
+              f"(send them later with: d2l-ignite replay {path})", file=sys.stderr, flush=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {"env": self.env, "windows": self.store.state_dict()}

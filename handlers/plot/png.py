@@ -2,15 +2,46 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 
 from handlers.plot.store import PlotStore
 from handlers.plot.wire import exclusive_temp
 
-__all__ = ["save_png"]
+__all__ = ["save_png", "save_png_in_background", "try_save_png"]
+
+_DRAWING = threading.Lock()  # matplotlib's Agg canvas is used by one thread at a time
+
+
+def save_png_in_background(store: PlotStore, path: str) -> threading.Thread:
+    """``save_png`` on a thread of its own, so a run's end does not wait ~0.1 s for matplotlib.
+
+    The store must no longer change (a closed plotter's). The thread is not a daemon: the interpreter
+    waits for it before exiting, so a script's or a command's PNG is always complete.
+    """
+    thread = threading.Thread(target=try_save_png, args=(store, path), name="curves-png")
+    thread.start()
+    return thread
+
+
+def try_save_png(store: PlotStore, path: str) -> bool:
+    """``save_png``, saying in one line why the file could not be written instead of raising."""
+    try:
+        save_png(store, path)
+        return True
+    except (OSError, RuntimeError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        print(f"[visdom] could not write {path}: {why}", file=sys.stderr, flush=True)
+        return False
 
 
 def save_png(store: PlotStore, path: str) -> str:
     """Draw every window as one panel (legend, x label and limits as the window's options say)."""
+    with _DRAWING:
+        return _draw(store, path)
+
+
+def _draw(store: PlotStore, path: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
