@@ -23,11 +23,10 @@ def move(x: Any, device: torch.device | None, non_blocking: bool) -> Any:
 
 def prepare_batch(batch: Any, device: torch.device | None = None, non_blocking: bool = False) -> tuple[Any, torch.Tensor]:
     """Split a batch into ``(X, y)`` and move it; a list/tuple ``X`` moves element-wise and stays a list."""
-    if type(batch) in (tuple, list) and len(batch) == 2 and type(batch[1]) is torch.Tensor:  # the usual batch
+    if type(batch) in (tuple, list) and len(batch) == 2 and device is not None:
         X, y = batch
-        if type(X) is torch.Tensor:
-            return X if device is None else X.to(device, non_blocking=non_blocking), \
-                y if device is None else y.to(device, non_blocking=non_blocking)
+        if type(X) is torch.Tensor and type(y) is torch.Tensor:  # the usual batch: nothing to check
+            return X.to(device, non_blocking=non_blocking), y.to(device, non_blocking=non_blocking)
     if isinstance(batch, Mapping) or not isinstance(batch, (list, tuple)) or len(batch) != 2:
         got = type(batch).__name__ + (f" of length {len(batch)}" if isinstance(batch, (list, tuple)) else "")
         raise TypeError(

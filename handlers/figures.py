@@ -5,7 +5,8 @@ figures need, per step: stop the step timer and keep the batch's statistics; the
 accuracy, the example count and the NaN guard's window only need them at the book's points. So
 ``BookFigures`` keeps a reference to each step's ``StepOutput`` (no kernel, no sync) and folds them
 into the metrics in one stacked sum every ``FOLD`` steps and at each book point, where it then
-computes the figures and runs what reads them (the guard's look, DDP's stop agreement). Each piece
+computes the figures and runs what reads them (the guard's look, DDP's stop agreement). An Engine not
+built by this project's factories is folded every step: its step may reuse its output. Each piece
 (``StepTimer``, ``BookLoss``, ``BookAccuracy``, ``NonFiniteGuard``) still attaches alone to any Engine.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ class BookFigures:
         self._pending: list[Mapping[str, Any]] = []  # the steps' statistics since the last fold
         self._first = 0  # the iteration of _pending[0]
         self._source: str | None = None  # the state field holding the statistics, checked on the first step
+        self._fold_every = FOLD
 
     def attach(self, trainer: Engine) -> BookFigures:
         trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
@@ -68,12 +70,14 @@ class BookFigures:
         self.timer.lap(engine)
         if self._source is None:
             step_output(engine, "BookFigures")  # names the missing keys of an Engine not built by our factories
-            self._source = "step_output" if publishes_step_output(engine) else "output"
+            ours = publishes_step_output(engine)
+            # our step makes a fresh StepOutput each time; another step's output might be reused in place
+            self._source, self._fold_every = ("step_output", FOLD) if ours else ("output", 1)
         if not self._pending:
             self._first = engine.state.iteration
         self._pending.append(getattr(engine.state, self._source))
         point = book_cadence(engine)
-        if point or len(self._pending) >= FOLD:
+        if point or len(self._pending) >= self._fold_every:
             self._fold(engine)
         if point:
             for name, metric in self.metrics.items():

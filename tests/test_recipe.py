@@ -170,3 +170,20 @@ def test_the_step_timer_times_the_step_not_the_loading(digits, ours):
     trainer.run(SlowBatches(batches), max_epochs=1)
     untimed = 6 * (0.03 + 0.01 + (0.01 if ours else 0))  # loading and the sleeping handlers
     assert timer.examples == 96 and 0 < timer.seconds <= time.perf_counter() - t0 - untimed
+
+
+def test_a_hand_made_step_that_reuses_its_output_dict_is_summed_right(digits):
+    X, y = digits
+    tr, _ = loaders(X, y, 160, 0, 16)
+    out = {"loss": torch.zeros(()), "correct": torch.zeros((), dtype=torch.long), "examples": 0, "predictions": 0}
+
+    def step(engine, batch):  # writes into the same dict and tensors every time
+        out["loss"].fill_(float(engine.state.iteration))
+        out["correct"].fill_(1)
+        out["examples"] = out["predictions"] = len(batch[1])
+        return out
+
+    plain = Engine(step)
+    attach_book_metrics(plain)
+    state = plain.run(tr, max_epochs=1)
+    assert state.metrics["loss"] == pytest.approx(sum(range(1, 11)) / 160)

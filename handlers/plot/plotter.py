@@ -166,8 +166,9 @@ class VisdomPlotter:
         """Flush (bounded wait), save the env, write the PNG and, if needed, the replay log.
 
         Returns True when the server acknowledged every point. Safe to call twice. With
-        ``png_in_background`` the PNG is drawn on a thread (``self.png_thread``) the interpreter waits
-        for at exit, and the call returns without waiting for matplotlib.
+        ``png_in_background``, when the server has every point the PNG is drawn on a thread
+        (``self.png_thread``) the interpreter waits for at exit, so the call does not wait for
+        matplotlib; when it has not, the PNG is part of the record and is written before returning.
         """
         if self.closed:
             return self.replay_path is None
@@ -178,7 +179,7 @@ class VisdomPlotter:
             self._write_replay()
         if self.out_dir and self.store.windows:  # nothing plotted (a DDP rank > 0): no file
             png = os.path.abspath(os.path.join(self.out_dir, "curves.png"))  # as of now, whatever cwd comes next
-            if png_in_background:
+            if png_in_background and complete:
                 self.png_thread = save_png_in_background(self.store, png)
             else:
                 try_save_png(self.store, png)
