@@ -95,14 +95,18 @@ class BookFigures:
             return
         pending, self._pending = self._pending, []
         try:
-            losses = _stack([s["loss"] for s in pending])
-            corrects = _stack([s["correct"] for s in pending])
+            if len(pending) == 1:  # a foreign Engine's step, or an epoch's end: nothing to stack
+                losses, correct = pending[0]["loss"], pending[0]["correct"]
+                loss = losses
+            else:
+                losses, correct = _stack([s["loss"] for s in pending]), _stack([s["correct"] for s in pending]).sum()
+                loss = losses.sum()
             examples, predictions = sum(int(s["examples"]) for s in pending), sum(int(s["predictions"]) for s in pending)
         except (KeyError, TypeError):
             step_output(engine, "BookFigures")  # raises, naming the keys this Engine's output lacks
             raise
-        self.metrics["loss"].update((losses.sum(), examples))
-        self.metrics["acc"].update((corrects.sum(), predictions))
+        self.metrics["loss"].update((loss, examples))  # out of place: a value reused by its step is already read
+        self.metrics["acc"].update((correct, predictions))
         self.timer.count(examples)
         if self.guard is not None:
             self.guard.add(self._first, losses)

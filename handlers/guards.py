@@ -41,7 +41,7 @@ class NonFiniteGuard:
 
     def add(self, first_iteration: int, losses: torch.Tensor) -> None:
         """Keep the losses of consecutive iterations from ``first_iteration`` (one tensor, 0-dim or 1-d)."""
-        self._window.append((first_iteration, losses))
+        self._window.append((first_iteration, torch.as_tensor(losses)))
 
     def check(self, engine: Engine) -> None:
         """Look at the losses kept since the last look (one sync); stop the run at a bad one."""
