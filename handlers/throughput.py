@@ -2,7 +2,8 @@
 
 On a GPU each step is bracketed by CUDA events on the current stream and their elapsed times are
 summed at epoch end, so the figure is honest without the book's per-batch ``float()`` sync. On a
-CPU the step runs synchronously and a host clock around it suffices.
+CPU the step runs synchronously and a host clock around it suffices; its start is the one this
+project's trainer stamps in ``state.step_started``, or an ITERATION_STARTED handler for other Engines.
 """
 from __future__ import annotations
 
