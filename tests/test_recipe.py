@@ -15,6 +15,8 @@ from torch import nn
 from engine import (
     Recipe, Stage, StepOptions, attach_book_metrics, book_recipe, create_evaluator, create_trainer, train_ch13,
 )
+from handlers import BOOK_POINTS, BookAccuracy, BookCadence, BookLoss, NonFiniteGuard, StepTimer
+from handlers.figures import BookFigures
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
 
@@ -187,3 +189,43 @@ def test_a_hand_made_step_that_reuses_its_output_dict_is_summed_right(digits):
     attach_book_metrics(plain)
     state = plain.run(tr, max_epochs=1)
     assert state.metrics["loss"] == pytest.approx(sum(range(1, 11)) / 160)
+
+
+def _figures_at_points(attach, batches, epochs=2):
+    """Train a fresh small CNN with the pieces ``attach`` adds; the metrics at each book point."""
+    net = small_cnn()
+    trainer = create_trainer(net, nn.CrossEntropyLoss(reduction="none"), torch.optim.SGD(net.parameters(), 0.1))
+    timer, guard = attach(trainer)
+    seen = []
+    trainer.add_event_handler(BOOK_POINTS, lambda e: seen.append((e.state.iteration, e.state.metrics["loss"],
+                                                                  e.state.metrics["acc"])))
+    trainer.run(batches, max_epochs=epochs)
+    return seen, timer, guard
+
+
+def test_each_piece_alone_gives_the_fused_handlers_figures(digits):
+    """StepTimer, BookLoss, BookAccuracy and NonFiniteGuard attached one by one, as any Ignite user would,
+    give what the one fused handler gives: the same points, figures, example count and NaN iteration."""
+    X, y = digits
+    X = X.clone()
+    X[7 * 16 + 3] = float("nan")  # the 8th batch of the first epoch
+    batches = [(X[i:i + 16], y[i:i + 16]) for i in range(0, 160, 16)]
+
+    def fused(trainer):
+        figures = BookFigures(guard=NonFiniteGuard()).attach(trainer)
+        figures.at_book_points(figures.guard.check)
+        return figures.timer, figures.guard
+
+    def alone(trainer):
+        timer = StepTimer().attach(trainer)
+        BookLoss().attach(trainer, "loss", usage=BookCadence())
+        BookAccuracy().attach(trainer, "acc", usage=BookCadence())
+        return timer, NonFiniteGuard().attach(trainer)
+
+    clean = [(X[i:i + 16].nan_to_num(), y[i:i + 16]) for i in range(0, 160, 16)]
+    (a, ta, _), (b, tb, _) = _figures_at_points(fused, clean), _figures_at_points(alone, clean)
+    assert [p[0] for p in a] == [p[0] for p in b] == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    assert [v for p in a for v in p[1:]] == pytest.approx([v for p in b for v in p[1:]], rel=1e-6)
+    assert ta.examples == tb.examples == 320 and len(ta.epoch_seconds) == len(tb.epoch_seconds) == 2
+    (_, _, ga), (_, _, gb) = _figures_at_points(fused, batches), _figures_at_points(alone, batches)
+    assert ga.iteration == gb.iteration == 8 and ga.epoch == gb.epoch == 1
