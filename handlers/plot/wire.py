@@ -143,15 +143,20 @@ class Wire:
         if r.status_code != 200 or r.text.strip() not in ("true", "false"):
             raise NotVisdomError(f"{self.address} answers HTTP {r.status_code}, but not as a Visdom server does")
 
-    def post(self, endpoint: str, msg: dict) -> str:
+    def _connect(self) -> requests.Session:
+        """The connection, made on first use: the login, then the one question only Visdom answers."""
         if self._session is None:
             session = requests.Session()
             session.trust_env = False  # loopback plots must not go through a proxy
             self._login(session)
             self._check_visdom(session)
             self._session = session
+        return self._session
+
+    def post(self, endpoint: str, msg: dict) -> str:
+        session = self._connect()
         try:
-            r = self._session.post(self.address.endpoint(endpoint), data=json.dumps(msg), timeout=self.timeout)
+            r = session.post(self.address.endpoint(endpoint), data=json.dumps(msg), timeout=self.timeout)
             r.raise_for_status()
         except requests.RequestException:
             self._session = None
@@ -159,9 +164,9 @@ class Wire:
         return r.text
 
     def is_visdom(self) -> bool:
-        """True when a Visdom server answers here (and accepts the login, if one is set)."""
+        """True when a Visdom server answers here (and accepts the login, if one is set): one request."""
         try:
-            self.post("win_exists", {"eid": "main", "win": "d2l-probe"})
+            self._connect()
             return True
         except (requests.RequestException, PermissionError):
             return False
