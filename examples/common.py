@@ -20,6 +20,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
 from engine import train_ch13  # noqa: E402
+from engine.app.cli import run_command  # noqa: E402
 from engine.app.options import RUN, STEP, add_options, positive_int, train_kwargs  # noqa: E402
 from engine.app.run_dir import plot_for_run  # noqa: E402
 from handlers import History  # noqa: E402
@@ -94,19 +95,10 @@ def subset(dataset: Any, limit: int | None) -> Any:
 def script(main: Callable[[], Any]) -> None:
     """Run an example's ``main`` as the CLI runs a command: a bad input or a missing data set is one
     line naming the problem (exit 2), Ctrl-C / SIGTERM / SIGHUP a clean stop (exit 128 + signal)."""
-    import signal
+    def command() -> int:
+        main()  # what it returns is not an exit status
+        return 0
 
-    from engine.app.cli import raise_stopped
-
-    name = os.path.basename(sys.argv[0])
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, raise_stopped)
-    try:
-        main()
-    except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as e:
-        print(f"{name}: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt as e:
-        signum = getattr(e, "signum", signal.SIGINT)
-        print(f"{name}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
-        sys.exit(128 + signum)
+    code = run_command(os.path.basename(sys.argv[0]), command)
+    if code:
+        sys.exit(code)

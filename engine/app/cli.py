@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = ["main", "build_parser"]
 
@@ -93,10 +93,26 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def raise_stopped(signum: int, frame: object) -> None:
+def _raise_stopped(signum: int, frame: object) -> None:
     from handlers.guards import Stopped
 
     raise Stopped(signum)
+
+
+def run_command(name: str, command: Callable[[], int | None]) -> int:
+    """Run a command as every entry point does (this CLI, the examples): a bad input or a missing file is
+    one line naming the problem (exit 2); Ctrl-C, SIGTERM or SIGHUP a clean stop (exit 128 + signal)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # like Ctrl-C: every finally runs, no server is left behind
+        signal.signal(sig, _raise_stopped)
+    try:
+        return command() or 0
+    except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP turned into a clean stop
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"{name}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,19 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):  # like Ctrl-C: every finally runs, no server is left behind
-        signal.signal(sig, raise_stopped)
-    try:
-        return args.func(args)
-    except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as e:
-        print(f"d2l-ignite {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP turned into a clean stop
-        signum = getattr(e, "signum", signal.SIGINT)
-        print(f"d2l-ignite {args.command}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
-        return 128 + signum
+    args = build_parser().parse_args(argv)
+    return run_command(f"d2l-ignite {args.command}", lambda: args.func(args))
 
 
 if __name__ == "__main__":
