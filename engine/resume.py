@@ -19,7 +19,6 @@ from handlers.checkpoint import check_checkpoint, load_checkpoint, read_checkpoi
 __all__ = ["resume_run"]
 
 
-
 def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length: int | None) -> None:
     """Load ``path`` into ``to_load`` under the policy above; what it lacks (e.g. a plot) starts fresh.
 
