@@ -4,6 +4,7 @@ from engine._shadow import check_sibling
 check_sibling("handlers")  # before anything imports it
 
 from engine.book import Accumulator, Timer, accuracy, train_batch_ch13, train_ch6  # noqa: E402
+from engine.checks import updates_per_epoch  # noqa: E402
 from engine.book_recipe import attach_book_metrics, attach_book_recipe, book_recipe  # noqa: E402
 from engine.devices import try_all_gpus, try_gpu  # noqa: E402
 from engine.factories import create_evaluator, create_trainer, evaluate_accuracy, evaluate_accuracy_gpu  # noqa: E402
@@ -22,6 +23,7 @@ from engine.prefetch import DevicePrefetcher  # noqa: E402,F401
 
 __all__ = [
     "train_ch13",
+    "updates_per_epoch",
     "create_trainer",
     "create_evaluator",
     "evaluate_accuracy_gpu",

@@ -14,6 +14,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.exceptions import NotComputableError
 
+from engine.distributed import attach_sampler_epoch
 from engine.recipe import Recipe, Stage
 from handlers import History, StepTimer, VisdomPlotter, attach_book_plot
 from handlers.progress import Progress, attach_epoch_lines, attach_progress, wants_progress
@@ -75,6 +76,7 @@ def book_recipe(
           Stage.EVALUATE)
     label = str([torch.device(device)]) if devices_label is None else devices_label
     r.add("history", lambda r: History(devices=label).attach(trainer, evaluator), Stage.RECORD, save="history")
+    r.add("sampler_epoch", lambda r: attach_sampler_epoch(trainer, train_iter), Stage.RECORD)
     if lr_scheduler is not None:
         r.add("lr_scheduler", lambda r: attach_lr_scheduler(trainer, lr_scheduler, scheduler_every), Stage.SCHEDULE,
               save="lr_scheduler")

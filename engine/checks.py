@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
-__all__ = ["check_epochs", "check_loader", "check_net", "check_optimizer"]
+__all__ = ["check_epochs", "check_loader", "check_net", "check_optimizer", "check_schedule", "updates_per_epoch"]
 
 _NOTHING = object()
 
@@ -62,3 +62,25 @@ def check_optimizer(optimizer: torch.optim.Optimizer, net: nn.Module) -> None:
             f"the optimizer holds {foreign} parameter(s) that are not in the model; "
             "build it from this model's parameters, e.g. torch.optim.SGD(net.parameters(), lr=0.1)"
         )
+
+
+def updates_per_epoch(train_iter: Iterable, accumulation_steps: int = 1) -> int:
+    """Optimizer updates each process makes per epoch in ``train_ch13``: the size of a per-update schedule.
+
+    Under DDP every process runs ``len(train_iter)`` steps (each global batch is split, not the epoch),
+    and an epoch's last, shorter group of accumulated batches still makes an update.
+    """
+    return -(-len(train_iter) // accumulation_steps)  # type: ignore[arg-type]
+
+
+def check_schedule(scheduler: object, num_epochs: int, updates: int | None, every: str) -> None:
+    """A schedule of fixed length (``OneCycleLR``) must last the run, or it raises in the middle of it."""
+    if not isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR) or updates is None:
+        return
+    needed = num_epochs * (updates if every == "iteration" else 1)
+    if scheduler.total_steps < needed:
+        per = f"{num_epochs} epochs x {updates} updates" if every == "iteration" else f"{num_epochs} epochs"
+        raise ValueError(f"lr_scheduler OneCycleLR has total_steps={scheduler.total_steps}, but this run steps it "
+                         f"{needed} times ({per}); build it with total_steps=num_epochs * "
+                         "engine.updates_per_epoch(train_iter, accumulation_steps) (under DDP too: every process "
+                         "runs every batch of the global loader)")

@@ -5,6 +5,8 @@ on or not: four events an iteration, about a third of the engine's per-iteration
 loop on a small step (``python -m bench overhead``). This subclass runs the same handler loop
 without that line while debug logging is off, and Ignite's own method (with its line) when it is on.
 Everything else is Ignite's: the Engines of ``create_trainer`` / ``create_evaluator`` are this class.
+Their logger (``engine.dispatch.Engine``) leaves out Ignite's two lines about the exception that ends a
+run: the exception reaches the caller, whose report says it once (several processes: once in all).
 """
 from __future__ import annotations
 
@@ -17,7 +19,21 @@ import ignite.engine
 __all__ = ["Engine"]
 
 
+class _RaisedOnce(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Current run is terminating due to exception",
+                                               "Engine run is terminating due to exception"))
+
+
+_LOGGER = logging.getLogger(__name__ + ".Engine")
+_LOGGER.addFilter(_RaisedOnce())
+
+
 class Engine(ignite.engine.Engine):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger = _LOGGER
+
     def _fire_event(self, event_name: Any, *event_args: Any, **event_kwargs: Any) -> None:
         if self.logger.isEnabledFor(logging.DEBUG):
             return super()._fire_event(event_name, *event_args, **event_kwargs)

@@ -5,15 +5,20 @@ this module only adapts what ``train_ch13`` is given once the process group exis
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+import gc
+import traceback
+from collections.abc import Iterable
 
 import ignite.distributed as idist
+import torch
 from ignite.engine import Engine, Events
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
-__all__ = ["is_distributed", "is_main_process", "distribute_model", "shard_loader", "describe_world"]
+from engine.shards import EmptySafeCollate, ShardBatches, sampler_with_epoch
+
+__all__ = ["is_distributed", "is_main_process", "distribute_model", "shard_loader", "describe_world",
+           "attach_sampler_epoch", "release_process_group"]
 
 
 def is_distributed() -> bool:
@@ -29,47 +34,70 @@ def describe_world() -> str:
     return f"[{idist.device()!r}] x {idist.get_world_size()} processes ({idist.backend()})"
 
 
+def release_process_group(error: BaseException | None = None) -> None:
+    """Free what still holds the process group, while the interpreter is whole; call it before the group ends.
+
+    Gloo's group keeps its C++ threads (a TCP loop, two work loops) until the last Python reference to it
+    goes: ``destroy_process_group`` does not stop them. A run's Engines hold the DDP wrapper, which holds
+    the group, in reference cycles; left to the interpreter's exit they were torn down during its
+    finalization, where stopping those threads can abort the process ("terminate called without an
+    active exception", SIGABRT) after a successful run. With ``error``, the locals of its traceback's
+    finished frames go too (its message and lines stay).
+    """
+    if error is not None:
+        traceback.clear_frames(error.__traceback__)
+    gc.collect()
+
+
 def distribute_model(net: nn.Module) -> nn.Module:
     """``idist.auto_model``: the net on this process's device, wrapped in DDP."""
     return idist.auto_model(net)
 
 
-class _Shard(Sampler[int]):
-    """Every ``world``-th index from ``rank``, without the padding DistributedSampler adds, so each test
-    example is counted exactly once in the global accuracy."""
-
-    def __init__(self, n: int) -> None:
-        self.indices = range(idist.get_rank(), n, idist.get_world_size())
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
 def shard_loader(loader: Iterable, train: bool) -> DataLoader:
-    """The same data set and loader options, split across processes; the global batch keeps its size.
+    """The same data set and loader options, each batch split across processes (``ShardBatches``).
 
-    Training uses a DistributedSampler (shuffled when the loader shuffled) through
-    ``idist.auto_dataloader``; evaluation uses an unpadded shard.
+    Not ``idist.auto_dataloader``: its ``DistributedSampler`` pads the data with repeated examples and
+    its per-rank batches do not partition the one-process batches, so the figures and the updates of
+    several processes would differ from one process's. A loader already sharded is kept.
     """
     if not isinstance(loader, DataLoader):
         raise TypeError(f"under DDP the loaders must be torch DataLoaders to be sharded, got {type(loader).__name__}; "
                         "or shard your data yourself and pass distributed=False")
-    if isinstance(loader.sampler, (DistributedSampler, _Shard)):
+    if sampler_with_epoch(loader) is not None or isinstance(loader.sampler, DistributedSampler):
         return loader
-    options: dict[str, Any] = {"batch_size": loader.batch_size, "num_workers": loader.num_workers,
-                               "collate_fn": loader.collate_fn, "pin_memory": loader.pin_memory,
-                               "drop_last": loader.drop_last}
-    if train:
-        return idist.auto_dataloader(loader.dataset, shuffle=isinstance(loader.sampler, RandomSampler), **options)
-    options["batch_size"] = max(1, loader.batch_size // idist.get_world_size())
-    return DataLoader(loader.dataset, sampler=_Shard(len(loader.dataset)), **options)
+    if loader.batch_size is None or not isinstance(loader.sampler, (RandomSampler, SequentialSampler)):
+        raise ValueError(f"under DDP the {'training' if train else 'test'} loader's batches are split across "
+                         "processes, which needs a batch_size and a plain (shuffle=True/False) sampler; for a custom "
+                         "sampler or batch_sampler, shard it yourself (e.g. DistributedSampler) and pass that loader")
+    shuffle = train and isinstance(loader.sampler, RandomSampler)
+    batches = ShardBatches(len(loader.dataset), loader.batch_size, idist.get_rank(), idist.get_world_size(),
+                           shuffle=shuffle, seed=_agreed_seed(loader) if shuffle else 0, drop_last=loader.drop_last)
+    workers = {"num_workers": loader.num_workers, "worker_init_fn": loader.worker_init_fn,
+               "multiprocessing_context": loader.multiprocessing_context, "timeout": loader.timeout}
+    if loader.num_workers > 0:
+        workers.update(persistent_workers=loader.persistent_workers, prefetch_factor=loader.prefetch_factor)
+    collate = EmptySafeCollate(loader.collate_fn, loader.dataset)
+    return DataLoader(loader.dataset, batch_sampler=batches, collate_fn=collate,
+                      pin_memory=loader.pin_memory or idist.device().type == "cuda", **workers)
+
+
+def _agreed_seed(loader: DataLoader) -> int:
+    """Rank 0's seed for the shuffled orders: the loader's generator's, else torch's initial seed, so a
+    seeded script draws the same orders in a fresh and in a resumed run."""
+    generator = loader.generator
+    seed = (generator.initial_seed() if generator is not None else torch.initial_seed()) % 2**62
+    return int(idist.broadcast(torch.tensor(seed, dtype=torch.int64), src=0).item())
 
 
 def attach_sampler_epoch(trainer: Engine, loader: Iterable) -> None:
-    """A different shuffle each epoch: DistributedSampler draws its order from ``set_epoch``."""
-    sampler = getattr(loader, "sampler", None)
-    if hasattr(sampler, "set_epoch"):
-        trainer.add_event_handler(Events.EPOCH_STARTED, lambda e: sampler.set_epoch(e.state.epoch - 1))
+    """A new order each epoch: tell the sampler the coming epoch before its iterator is made.
+
+    That is at the start of the run (a resumed run continues with the epoch after the saved one) and at
+    each epoch's end, before the RNG snapshot starts the next epoch's iterator (attach this first).
+    Ignite's Engine never calls ``set_epoch`` itself.
+    """
+    sampler = sampler_with_epoch(loader)
+    if sampler is not None:
+        for event in (Events.STARTED, Events.EPOCH_COMPLETED):
+            trainer.add_event_handler(event, lambda e: sampler.set_epoch(e.state.epoch))

@@ -103,10 +103,13 @@ def create_evaluator(
     amp: str | None = None,
     channels_last: bool = False,
     compile: bool | dict[str, Any] = False,
+    across_processes: bool = True,
 ) -> Engine:
     """An Engine with ``evaluate_accuracy_gpu``'s semantics; ``state.metrics["acc"]`` after a run.
 
     With ``loss`` given, the per-example test loss is also reported as ``state.metrics["loss"]``.
+    Under DDP the figures sum every process's batches (each process must run it);
+    ``across_processes=False`` keeps them to this process's batches, with no collective.
     """
     device = model_device(net, devices)
     options = StepOptions(amp=amp, channels_last=channels_last, compile=compile)
@@ -120,15 +123,21 @@ def create_evaluator(
 
     evaluator = Engine(eval_step)
     evaluator.state.step_output = None
-    BookAccuracy().attach(evaluator, "acc")
+    BookAccuracy(across_processes=across_processes).attach(evaluator, "acc")
     if loss is not None:
-        BookLoss().attach(evaluator, "loss")
+        BookLoss(across_processes=across_processes).attach(evaluator, "loss")
     return evaluator
 
 
 def evaluate_accuracy_gpu(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None) -> float:
-    """Accuracy of ``net`` over ``data_iter`` (correct / ``y.numel()``), computed on ``device``."""
-    state = create_evaluator(net, None if device is None else [device]).run(data_iter)
+    """Accuracy of ``net`` over ``data_iter`` (correct / ``y.numel()``), computed on ``device``.
+
+    Like the book's helper it is local: under DDP it evaluates this process's data with the net itself
+    (a DDP wrapper is looked through) and waits on no other process.
+    """
+    if isinstance(net, nn.parallel.DistributedDataParallel):
+        net = net.module
+    state = create_evaluator(net, None if device is None else [device], across_processes=False).run(data_iter)
     return float(state.metrics["acc"])
 
 

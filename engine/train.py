@@ -11,8 +11,8 @@ from ignite.engine import Engine
 from torch import nn
 
 from engine.book_recipe import attach_book_recipe
-from engine.checks import check_epochs, check_loader, check_net
-from engine.distributed import is_main_process
+from engine.checks import check_epochs, check_loader, check_net, check_schedule, updates_per_epoch
+from engine.distributed import is_main_process, release_process_group
 from engine.factories import create_evaluator, create_trainer
 from engine.options import StepOptions
 from engine.placement import place
@@ -100,6 +100,9 @@ def train_ch13(
     run = place(net, train_iter, test_iter, devices, distributed)
     options = StepOptions(amp, accumulation_steps, clip_grad_norm, channels_last, compile, fast).resolve(
         run.device, net, trainer)
+    if run.epoch_length is not None:
+        check_schedule(lr_scheduler, num_epochs, updates_per_epoch(run.train_iter, options.accumulation_steps),
+                       scheduler_every)
     engine = create_trainer(run.model, loss, trainer, run.devices[:1], world_size=run.world_size, **vars(options))
     evaluator = create_evaluator(run.model, run.devices[:1], amp=options.amp, channels_last=options.channels_last,
                                  compile=options.compile, loss=loss if early_stopping_metric == "test_loss" else None)
@@ -122,19 +125,26 @@ def train_ch13(
         if plotter is not None:
             plotter.close(png_in_background=True) if plot is True else plotter.flush()
     net.eval()
-    return _report(recipe, verbose and main, main)
+    outcome = _report(recipe, verbose and main, main)
+    if run.world_size > 1:  # free the DDP wrapper now, while the interpreter is whole (release_process_group)
+        del engine, evaluator, recipe, run
+        release_process_group()
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
-def _report(recipe: Recipe, verbose: bool, main: bool) -> History:
-    """The book's closing lines, or the error that stopped the run (nan loss, Ctrl-C)."""
+def _report(recipe: Recipe, verbose: bool, main: bool) -> History | BaseException:
+    """The book's closing lines; or the error that stopped the run (nan loss, Ctrl-C), returned to be raised
+    once the run's objects are let go."""
     saved, history = recipe.attached["checkpoints"], recipe.attached["history"]
     guard = recipe.attached["guard"]
     if guard.iteration is not None:
-        raise FloatingPointError(guard.message(_last_file(saved.get("last"))))
+        return FloatingPointError(guard.message(_last_file(saved.get("last"))))
     if verbose and history.train_loss:
         print(history.summary())
     if recipe.attached["interrupt"].requested:
-        _stopped_by_user(recipe.trainer, saved.get("interrupted"), main, recipe.attached["interrupt"].signum)
+        return _stopped_by_user(recipe.trainer, saved.get("interrupted"), main, recipe.attached["interrupt"].signum)
     return history
 
 
@@ -143,11 +153,11 @@ def _last_file(checkpoint: Any) -> str | None:
     return None if checkpoint is None or checkpoint.last_checkpoint is None else str(checkpoint.last_checkpoint)
 
 
-def _stopped_by_user(engine: Engine, checkpoint: Any, speak: bool, signum: int | None) -> None:
+def _stopped_by_user(engine: Engine, checkpoint: Any, speak: bool, signum: int | None) -> Stopped:
     at = f"epoch {engine.state.epoch}, iteration {engine.state.iteration}"
     path = _last_file(checkpoint)
     how = (f"saved {path}; continue with resume={path!r} (CLI: --resume {path}); the rest of that epoch sees a "
            "fresh shuffle" if path else "no checkpoint_dir was given, nothing was saved")
     if speak:
         print(f"Interrupted at {at}: {how}", file=sys.stderr, flush=True)
-    raise Stopped(signum or signal.SIGINT, f"interrupted at {at}")
+    return Stopped(signum or signal.SIGINT, f"interrupted at {at}")

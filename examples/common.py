@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from torch import nn
 
@@ -22,7 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from engine import train_ch13  # noqa: E402
 from engine.app.cli import run_command  # noqa: E402
 from engine.app.options import RUN, STEP, add_options, positive_int, train_kwargs  # noqa: E402
-from engine.app.run_dir import plot_for_run  # noqa: E402
+from engine.app.launch import launch  # noqa: E402
+from engine.app.run_dir import run_for_rank  # noqa: E402
 from handlers import History  # noqa: E402
 
 __all__ = ["DATA_URL", "example_parser", "download_extract", "given_or_downloaded", "run", "subset", "script"]
@@ -41,7 +43,13 @@ def example_parser(description: str, *, epochs: int, batch_size: int, lr: float)
 
 
 def download_extract(url: str, sha1: str, data_dir: str, folder: str) -> str:
-    """``data_dir/folder`` if it is there, else the book's archive downloaded, checked and unpacked there."""
+    """``data_dir/folder`` if it is there, else the book's archive downloaded, checked and unpacked there
+    (under torchrun by one process per machine, the others waiting for it)."""
+    with idist.one_rank_first(local=True):
+        return _download_extract(url, sha1, data_dir, folder)
+
+
+def _download_extract(url: str, sha1: str, data_dir: str, folder: str) -> str:
     target = os.path.join(data_dir, folder)
     if os.path.isdir(target):
         return target
@@ -81,11 +89,12 @@ def given_or_downloaded(given: str | None, hub: tuple[str, str], data_dir: str, 
 
 def run(args: argparse.Namespace, net: nn.Module, train_iter: Iterable, test_iter: Iterable,
         loss: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer, **options: Any) -> History:
-    """``train_ch13`` in a fresh run folder with live plots, a PNG and checkpoints, as the main job does."""
-    with plot_for_run(args.out, args.visdom, args.plot) as (plotter, folder):
+    """``train_ch13`` in a fresh run folder with live plots, a PNG and checkpoints, as the main job does
+    (under torchrun: rank 0's folder, and a restarted worker group resumes from it)."""
+    with run_for_rank(args.out, args.visdom, args.plot, getattr(args, "resume", None)) as (plotter, folder, resume):
+        kwargs = train_kwargs(args, RUN + STEP) | options | ({"resume": resume} if resume else {})
         return train_ch13(net, train_iter, test_iter, loss, optimizer, args.epochs, args.devices,
-                          plot=plotter or False, out_dir=folder, checkpoint_dir=folder,
-                          **train_kwargs(args, RUN + STEP), **options)
+                          plot=plotter or False, out_dir=folder or None, checkpoint_dir=folder, **kwargs)
 
 
 def subset(dataset: Any, limit: int | None) -> Any:
@@ -96,8 +105,8 @@ def script(main: Callable[[], Any]) -> None:
     """Run an example's ``main`` as the CLI runs a command: a bad input or a missing data set is one
     line naming the problem (exit 2), Ctrl-C / SIGTERM / SIGHUP a clean stop (exit 128 + signal)."""
     def command() -> int:
-        main()  # what it returns is not an exit status
-        return 0
+        launch(lambda _rank, _args: main(), argparse.Namespace())  # under torchrun: join its process group first
+        return 0  # what main returns is not an exit status
 
     code = run_command(os.path.basename(sys.argv[0]), command)
     if code:

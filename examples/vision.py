@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import ignite.distributed as idist
 import numpy as np
 import torch
 import torchvision
@@ -66,7 +67,8 @@ def cifar10(data_dir: str, train: bool, augs: transforms.Compose, verify: bool =
     try:
         if not verify:
             return _LocalCIFAR10(data_dir, train=train, transform=augs, download=False)
-        return torchvision.datasets.CIFAR10(data_dir, train=train, transform=augs, download=True)
+        with idist.one_rank_first(local=True):  # several processes: one downloads, the others then read
+            return torchvision.datasets.CIFAR10(data_dir, train=train, transform=augs, download=True)
     except (OSError, RuntimeError) as e:
         raise FileNotFoundError(f"CIFAR-10 is not in {data_dir}/cifar-10-batches-py and could not be downloaded "
                                 f"({type(e).__name__}); put it there or pass --data-dir") from None

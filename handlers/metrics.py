@@ -32,9 +32,11 @@ class RatioMetric(Metric):
         denominator: str,
         output_transform: Callable[[Any], Any] | None = None,
         device: str | torch.device = "cpu",
+        across_processes: bool = True,
     ) -> None:
         self.required_output_keys = (numerator, denominator)
         self._reads_step = output_transform is None
+        self.across_processes = across_processes  # False: this process's batches only, no collective
         super().__init__(output_transform=output_transform or (lambda out: out), device=device)
 
     def iteration_completed(self, engine: Engine) -> None:
@@ -57,7 +59,7 @@ class RatioMetric(Metric):
     def compute(self) -> float:
         num = torch.as_tensor(self._num, dtype=torch.float64)
         den = float(self._den)
-        if idist.get_world_size() > 1:
+        if self.across_processes and idist.get_world_size() > 1:
             num = idist.all_reduce(num.clone())
             den = float(idist.all_reduce(den))
         if den == 0:
@@ -68,12 +70,14 @@ class RatioMetric(Metric):
 class BookLoss(RatioMetric):
     """Mean loss per example, as the book prints it."""
 
-    def __init__(self, output_transform: Callable[[Any], Any] | None = None, device: str | torch.device = "cpu"):
-        super().__init__("loss", "examples", output_transform, device)
+    def __init__(self, output_transform: Callable[[Any], Any] | None = None, device: str | torch.device = "cpu",
+                 across_processes: bool = True):
+        super().__init__("loss", "examples", output_transform, device, across_processes)
 
 
 class BookAccuracy(RatioMetric):
     """Correct predictions per predicted element (``labels.numel()``), as the book prints it."""
 
-    def __init__(self, output_transform: Callable[[Any], Any] | None = None, device: str | torch.device = "cpu"):
-        super().__init__("correct", "predictions", output_transform, device)
+    def __init__(self, output_transform: Callable[[Any], Any] | None = None, device: str | torch.device = "cpu",
+                 across_processes: bool = True):
+        super().__init__("correct", "predictions", output_transform, device, across_processes)

@@ -33,3 +33,12 @@ def test_overhead_quick_prints_each_figure_with_its_target():
                      r"\(target <= 30 ms\); the server's one-time start: \d+ ms", out)
     ratio = re.search(r"ours/hand speed ([\d.]+) .*range ([\d.]+)-([\d.]+); target >= 0.99", out)
     assert ratio and float(ratio.group(2)) <= float(ratio.group(1)) <= float(ratio.group(3)), out
+
+
+def test_ddp_soak_quick_runs_both_launchers_and_counts_outcomes():
+    done = subprocess.run([sys.executable, "-m", "bench", "ddp-soak", "--quick", "--hogs", "0"], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"run +1/2 --nproc-per-node +ok .*\n.*run +2/2 torchrun +ok", done.stdout)
+    assert re.search(r"ddp-soak: 2 runs of 2 gloo processes beside 0 CPU hogs: 0 aborts, 0 other non-zero exits, "
+                     r"0 hangs; per run median [\d.]+ s", done.stdout)

@@ -64,3 +64,18 @@ def test_a_dead_engine_reference_is_an_error_as_in_ignite():
     engine._event_handlers[Events.STARTED][0] = (func, (weakref.ref(Gone()),), kwargs)  # dead at once
     with pytest.raises(RuntimeError, match="Engine reference not resolved"):
         engine.run([1], max_epochs=1)
+
+
+def test_the_error_that_ends_a_run_is_raised_not_logged_twice_more(caplog):
+    def boom(engine):
+        raise ValueError("boom")
+
+    logged = {}
+    for cls in (Engine, ignite.engine.Engine):
+        engine = cls(lambda e, batch: None)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, boom)
+        caplog.clear()
+        with caplog.at_level(logging.ERROR), pytest.raises(ValueError, match="boom"):
+            engine.run([1], max_epochs=1)
+        logged[cls] = [r.getMessage() for r in caplog.records if "terminating due to exception" in r.getMessage()]
+    assert logged[Engine] == [] and len(logged[ignite.engine.Engine]) == 2  # Ignite's own Engine keeps its lines

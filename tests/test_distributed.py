@@ -9,18 +9,9 @@ import sys
 
 import pytest
 import torch
+from ddp_util import ROOT, job
 
 pytestmark = pytest.mark.slow  # several processes, servers or a browser: `make test`, not `make check`
-
-JOB = os.path.join(os.path.dirname(__file__), "ddp_job.py")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def job(out, nproc, epochs, *args):
-    done = subprocess.run([sys.executable, JOB, str(out), str(nproc), str(epochs), *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
 
 
 @pytest.fixture(scope="module")

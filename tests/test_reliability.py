@@ -188,7 +188,7 @@ def test_nproc_per_node_picks_a_free_master_port_and_names_a_busy_one(tmp_path):
 
 
 def test_single_node_rendezvous_listens_on_loopback():
-    from engine.app.train_command import _local_rendezvous
+    from engine.app.launch import _local_rendezvous
 
     where = _local_rendezvous(None, None)
     assert where["master_addr"] == "127.0.0.1" and _free(where["master_port"])

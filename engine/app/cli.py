@@ -113,6 +113,31 @@ def run_command(name: str, command: Callable[[], int | None]) -> int:
         signum = getattr(e, "signum", signal.SIGINT)
         print(f"{name}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
         return 128 + signum
+    except Exception as e:
+        failed = _spawned_process_failed(e)
+        if failed is None:
+            raise
+        print(f"{name}: error: {failed[0]}", file=sys.stderr)
+        return failed[1]
+
+
+_INPUT_ERRORS = {"ValueError", "TypeError", "OSError", "RuntimeError", "ArithmeticError", "FileNotFoundError",
+                 "FileExistsError", "PermissionError", "NotADirectoryError", "CheckpointError", "FloatingPointError"}
+
+
+def _spawned_process_failed(e: Exception) -> tuple[str, int] | None:
+    """One process of ``--nproc-per-node`` failed and the others were stopped: its error, said once, and
+    the exit code (2 for a bad input's one line, as in one process; 1 with the traceback otherwise)."""
+    mp = sys.modules.get("torch.multiprocessing")
+    if mp is None or not isinstance(e, (mp.ProcessRaisedException, mp.ProcessExitedException)):
+        return None
+    if not isinstance(e, mp.ProcessRaisedException):  # killed by a signal, or exited without a word
+        return f"process {e.error_index} {str(e).strip().lower()}", 1
+    lines = [line for line in str(e).strip().splitlines() if line.strip() and not line.startswith("-- Process")]
+    last = lines[-1] if lines else "an unknown error"
+    if last.split(":", 1)[0].rsplit(".", 1)[-1] in _INPUT_ERRORS:
+        return f"process {e.error_index}: {last}", 2
+    return f"process {e.error_index} failed:\n" + "\n".join(lines), 1
 
 
 def build_parser() -> argparse.ArgumentParser:

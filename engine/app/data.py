@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import ignite.distributed as idist
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
@@ -40,8 +41,9 @@ def fashion_mnist_loaders(
     made = [d for d in (data_dir, os.path.join(data_dir, "FashionMNIST"), os.path.join(data_dir, "FashionMNIST", "raw"))
             if not os.path.exists(d)]
     try:
-        train, test = (torchvision.datasets.FashionMNIST(data_dir, train=t, transform=trans, download=True)
-                       for t in (True, False))
+        with idist.one_rank_first(local=True):  # several processes: one downloads, the others then read
+            train, test = (torchvision.datasets.FashionMNIST(data_dir, train=t, transform=trans, download=True)
+                           for t in (True, False))
     except (OSError, RuntimeError) as e:
         for folder in reversed(made):  # leave no empty folder behind for a download that never came
             if os.path.isdir(folder) and not os.listdir(folder):

@@ -6,10 +6,12 @@ import os
 import time
 from collections.abc import Iterator
 
+from engine.app.launch import agree_on_run, restart_count, say, torchrun_pointer, under_torchrun
 from engine.plotting import default_plotter, plots_enabled, serving, stop_shared_server
+from handlers.checkpoint import CheckpointError, find_checkpoint
 from handlers.plot import VisdomAddress, VisdomPlotter, new_env, server_url
 
-__all__ = ["plot_for_run", "new_run_dir"]
+__all__ = ["plot_for_run", "new_run_dir", "run_for_rank"]
 
 
 def new_run_dir(out: str | None, env: str) -> str:
@@ -28,19 +30,68 @@ def new_run_dir(out: str | None, env: str) -> str:
     return folder
 
 
+def _restart_folder(out: str | None) -> tuple[str | None, str | None]:
+    """On a torchrun restart: the interrupted attempt's run folder and its newest checkpoint, said on stderr."""
+    pointer = torchrun_pointer()
+    folder = out or (open(pointer).read().strip() if os.path.isfile(pointer) else None)
+    attempt = f"torchrun restart {restart_count()}"
+    if folder is None or not os.path.isdir(folder):
+        say(f"{attempt}: the interrupted run's folder is unknown (pass --out to make restarts resume); starting over")
+        return None, None
+    try:
+        checkpoint = find_checkpoint(folder)
+    except CheckpointError:
+        say(f"{attempt}: {folder} holds no checkpoint yet; training from the start in it")
+        return folder, None
+    say(f"{attempt}: resuming from {checkpoint} (the newest checkpoint of the interrupted run)")
+    return folder, checkpoint
+
+
+def _run_folder(out: str | None, env: str) -> tuple[str, str | None]:
+    """``(run folder, checkpoint to resume from)``: a new folder, or a torchrun restart's interrupted one."""
+    if under_torchrun() and restart_count() > 0:
+        folder, checkpoint = _restart_folder(out)
+        if folder is not None:
+            return folder, checkpoint
+    folder = new_run_dir(out, env)
+    if under_torchrun() and out is None:  # where a restarted attempt looks for this folder
+        with open(torchrun_pointer(), "w") as f:
+            f.write(folder)
+    return folder, None
+
+
+@contextlib.contextmanager
+def run_for_rank(out: str | None, url: str | None, plot: bool, resume: str | None,
+                 keep_serving: bool = False) -> Iterator[tuple[VisdomPlotter | None, str, str | None]]:
+    """Yield ``(plotter, run folder, checkpoint to resume from)`` in every process of a command: rank 0
+    makes the folder and plots (``plot_for_run``), the others learn the folder and the checkpoint."""
+    import ignite.distributed as idist
+
+    if idist.get_rank() != 0:
+        yield (None, *agree_on_run("", None))
+        return
+    with plot_for_run(out, url, plot, keep_serving) as (plotter, folder, restarted):
+        if resume is not None and restarted is None:
+            resume = find_checkpoint(resume)
+        yield (plotter, *agree_on_run(folder, restarted or resume))
+
+
 @contextlib.contextmanager
 def plot_for_run(
     out: str | None, url: str | None, plot: bool, keep_serving: bool = False
-) -> Iterator[tuple[VisdomPlotter | None, str]]:
-    """Yield ``(plotter, run folder)``: the same plot rule as ``train_ch13`` (``engine.plotting``), with
-    a server started for the run keeping its envs in the run folder."""
+) -> Iterator[tuple[VisdomPlotter | None, str, str | None]]:
+    """Yield ``(plotter, run folder, checkpoint of a torchrun restart)``: the same plot rule as ``train_ch13``
+    (``engine.plotting``), with a server started for the run keeping its envs in the run folder."""
     env = new_env()
     VisdomAddress(server_url(url))  # a malformed --visdom fails even with --no-plot, before any folder
     plot = plot and plots_enabled()
-    folder = new_run_dir(out, env)
+    folder, restarted = _run_folder(out, env)
     plotter = default_plotter(folder, url, env, env_path=os.path.join(folder, "visdom")) if plot else None
     try:
-        yield plotter, folder
+        yield plotter, folder, restarted
+        if under_torchrun() and out is None:  # the run ended well: no restart will look for it
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(torchrun_pointer())
     finally:
         if plotter is not None:
             plotter.close()

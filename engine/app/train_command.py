@@ -6,8 +6,6 @@ Several processes come from ``torchrun`` (detected from its environment) or from
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 
 from engine.app.options import FEATURES, RUN, STEP, add_options, positive_int, train_kwargs
 
@@ -44,72 +42,37 @@ def _add_distributed(p: argparse.ArgumentParser) -> None:
                    help="default: nccl with GPUs, gloo on CPU")
 
 
-def _under_torchrun() -> bool:
-    return "TORCHELASTIC_RUN_ID" in os.environ or ("LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ)
-
-
 def train_command(args: argparse.Namespace) -> int:
-    import ignite.distributed as idist
-    import torch
-
+    from engine.app.launch import launch, under_torchrun
     from handlers.checkpoint import find_checkpoint
 
     if args.resume is not None:
         find_checkpoint(args.resume)  # a wrong path fails before a run folder is made
-    several = args.nproc_per_node is not None or args.nnodes is not None
-    if not several and not _under_torchrun():
-        return _train(0, args)
-    if several and _under_torchrun():
-        raise ValueError("--nproc-per-node/--nnodes spawn processes themselves; under torchrun leave them out")
-    if args.devices is not None:
+    if (args.nproc_per_node is not None or args.nnodes is not None or under_torchrun()) and args.devices is not None:
         raise ValueError("--devices chooses GPUs for one process; with several, each process takes its own GPU")
-    backend = args.backend or ("nccl" if torch.cuda.is_available() else "gloo")
-    spawn = {k: v for k, v in (("nproc_per_node", args.nproc_per_node), ("nnodes", args.nnodes),
-                               ("node_rank", args.node_rank), ("master_addr", args.master_addr),
-                               ("master_port", args.master_port)) if v is not None}
-    if (args.nnodes or 1) == 1:
-        spawn.update(_local_rendezvous(args.master_addr, args.master_port))
-    with idist.Parallel(backend=backend, **spawn) as parallel:
-        parallel.run(_train, args)
+    launch(_train, args, nproc_per_node=args.nproc_per_node, nnodes=args.nnodes, node_rank=args.node_rank,
+           master_addr=args.master_addr, master_port=args.master_port, backend=args.backend)
     return 0
-
-
-def _local_rendezvous(addr: str | None, port: int | None) -> dict[str, object]:
-    """One machine: the processes meet on loopback (nothing listens on other interfaces), on a free
-    port unless one is given (a busy one is named before any process starts)."""
-    from handlers.visdom_server import free_port, port_in_use
-
-    addr = addr or "127.0.0.1"
-    if port is None:
-        port = free_port(addr)
-    elif port_in_use(addr, port):
-        raise ValueError(f"--master-port {port} is in use on {addr}; choose another, or leave it out for a free one")
-    return {"master_addr": addr, "master_port": port}
 
 
 def _train(local_rank: int, args: argparse.Namespace) -> int:
     """One process's run; rank 0 owns the run folder and the plots, the others learn the folder's name."""
-    import ignite.distributed as idist
     import torch
     from torch import nn
 
-    from engine import train_ch13
+    from engine import train_ch13, updates_per_epoch
     from engine.app.data import job_loaders, job_net
-    from engine.app.run_dir import plot_for_run
+    from engine.app.run_dir import run_for_rank
     from engine.app.schedules import make_schedule
 
     torch.manual_seed(args.seed)
     net = job_net(args.model, args.dataset)
     train_iter, test_iter = job_loaders(args.dataset, args.batch_size, args.seed, args.data_dir)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
-    updates = -(-len(train_iter) // idist.get_world_size() // args.accumulate)
-    schedule = make_schedule(args.schedule, optimizer, args.epochs * max(updates, 1))
-    main = idist.get_rank() == 0
-    run = plot_for_run(args.out, args.visdom, args.plot, args.keep_serving) if main else contextlib.nullcontext((None, ""))
-    with run as (plotter, out_dir):
-        if idist.get_world_size() > 1:
-            out_dir = idist.broadcast(out_dir, src=0, safe_mode=True)
+    schedule = make_schedule(args.schedule, optimizer, args.epochs * updates_per_epoch(train_iter, args.accumulate))
+    with run_for_rank(args.out, args.visdom, args.plot, args.resume, args.keep_serving) as (plotter, out_dir, resume):
+        options = train_kwargs(args, RUN + STEP + FEATURES) | {"resume": resume}
         train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"), optimizer, args.epochs,
-                   args.devices, plot=plotter or False, out_dir=out_dir, checkpoint_dir=out_dir,
-                   lr_scheduler=schedule, plot_lr=schedule is not None, **train_kwargs(args, RUN + STEP + FEATURES))
+                   args.devices, plot=plotter or False, out_dir=out_dir or None, checkpoint_dir=out_dir,
+                   lr_scheduler=schedule, plot_lr=schedule is not None, **options)
     return 0

@@ -1,0 +1,78 @@
+"""Splitting batches across processes (in one process: the ranks are given), and schedules sized per process."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from conftest import loaders, small_cnn
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset, WeightedRandomSampler
+
+from engine import train_ch13, updates_per_epoch
+from engine.distributed import shard_loader
+from engine.shards import EmptySafeCollate, ShardBatches
+
+
+def test_the_ranks_shares_are_the_one_process_batches():
+    world = 3
+    shares = [list(ShardBatches(10, 4, r, world, shuffle=False)) for r in range(world)]
+    assert [len(s) for s in shares] == [3, 3, 3]  # every rank runs every step
+    for i, batch in enumerate(([0, 1, 2, 3], [4, 5, 6, 7], [8, 9])):
+        assert sorted(sum((s[i] for s in shares), [])) == batch
+    assert shares[2][2] == []  # its share of the short last batch is empty
+    assert [len(list(ShardBatches(10, 4, r, 3, shuffle=False, drop_last=True))) for r in range(3)] == [2, 2, 2]
+
+
+def test_a_shuffled_order_is_the_same_on_every_rank_and_new_each_epoch():
+    def epoch(e: int) -> list[int]:
+        parts = []
+        for r in range(2):
+            s = ShardBatches(20, 4, r, 2, shuffle=True, seed=7)
+            s.set_epoch(e)
+            parts.append(list(s))
+        return [i for step in zip(*parts) for share in step for i in share]
+
+    assert sorted(epoch(0)) == list(range(20)) and epoch(0) == epoch(0) and epoch(0) != epoch(1)
+
+
+def test_an_empty_share_collates_to_a_batch_of_no_examples():
+    tensors = EmptySafeCollate(torch.utils.data.default_collate, TensorDataset(torch.ones(3, 2, 5), torch.arange(3)))
+    X, y = tensors([])
+    assert X.shape == (0, 2, 5) and y.shape == (0,) and y.dtype == torch.long
+    mixed = EmptySafeCollate(torch.utils.data.default_collate, [{"ids": torch.ones(4), "text": "a", "n": 3}])
+    batch = mixed([])
+    assert batch["ids"].shape == (0, 4) and batch["text"] == [] and batch["n"].shape == (0,)
+
+
+def test_a_loader_is_resharded_with_its_options_or_refused_with_the_fix(digits):
+    X, y = digits
+    data = TensorDataset(X[:50], y[:50])
+    loader = shard_loader(DataLoader(data, 8, shuffle=True, num_workers=2, persistent_workers=True, drop_last=True),
+                          True)
+    assert isinstance(loader.batch_sampler, ShardBatches) and loader.batch_sampler.shuffle
+    assert loader.num_workers == 2 and loader.persistent_workers and len(loader) == 6
+    assert [b[0].shape[0] for b in loader] == [8] * 6
+    mine = DataLoader(data, 8, sampler=DistributedSampler(data, num_replicas=1, rank=0))
+    assert shard_loader(mine, True) is mine
+    weighted = DataLoader(data, 8, sampler=WeightedRandomSampler(torch.ones(50), 50))
+    with pytest.raises(ValueError, match="plain .shuffle=True/False. sampler; for a custom sampler"):
+        shard_loader(weighted, True)
+
+
+def test_updates_per_epoch_counts_the_short_last_group(digits):
+    train, _ = loaders(*digits, 100, 10, 16)  # 7 batches
+    assert updates_per_epoch(train) == 7 and updates_per_epoch(train, 2) == 4 and updates_per_epoch(train, 7) == 1
+
+
+def test_a_one_cycle_schedule_shorter_than_the_run_is_refused_before_the_first_step(digits):
+    train, test = loaders(*digits, 100, 20, 16)
+    net = small_cnn()
+    before = copy.deepcopy(net.state_dict())
+    opt = torch.optim.SGD(net.parameters(), 0.1)
+    short = torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total_steps=7)
+    with pytest.raises(ValueError, match=r"OneCycleLR has total_steps=7, but this run steps it 14 times \(2 epochs "
+                                         r"x 7 updates\); build it with total_steps=num_epochs \* engine.updates_per"):
+        train_ch13(net, train, test, nn.CrossEntropyLoss(reduction="none"), opt, 2, plot=False, verbose=False,
+                   lr_scheduler=short)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
