@@ -1,7 +1,8 @@
 """A local Visdom server for the user: loopback by default, a free or chosen port, envs kept on disk.
 
 It runs visdom's ``run_server.main`` directly, which skips the CDN download that kills
-``python -m visdom.server`` offline; the browser files come from npm instead (``assets``).
+``python -m visdom.server`` offline; the browser files come from npm instead (``assets``). The
+process refuses requests from other web pages (``serve.py``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from handlers.visdom_server.assets import install_assets
 
 __all__ = ["LocalVisdom", "free_port", "port_in_use"]
 
-_LAUNCH = "import sys; sys.argv[0] = 'visdom'; from visdom.server.run_server import main; main()"
+_SERVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serve.py")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -92,7 +93,8 @@ class LocalVisdom:
         if self.install:
             install_assets(say=lambda text: print(f"[visdom] {text}", file=sys.stderr))
         os.makedirs(self.env_path, exist_ok=True)
-        args = [sys.executable, "-c", _LAUNCH, "-port", str(self.port), "-env_path", os.path.abspath(self.env_path)]
+        args = [sys.executable, _SERVE, *([] if _is_loopback(self.host) else ["--any-ip"]), "--",
+                "-port", str(self.port), "-env_path", os.path.abspath(self.env_path)]
         if _is_loopback(self.host):
             args.append("-bind_local")
         env = dict(os.environ)
