@@ -23,7 +23,8 @@ def server(tmp_path_factory):
 
 
 def exists(server, env: str, win: str) -> bool:
-    return requests.post(f"{server.url}/win_exists", data=json.dumps({"win": win, "eid": env}), timeout=10).text == "true"
+    answer = requests.post(f"{server.url}/win_exists", data=json.dumps({"win": win, "eid": env}), timeout=10)
+    return answer.text == "true"
 
 
 def test_a_cross_site_simple_request_cannot_store_a_pane(server):

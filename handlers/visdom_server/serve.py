@@ -40,7 +40,8 @@ def host_allowed(name: str, allowed: set[str], any_ip: bool) -> bool:
 
 
 def allowed_names(any_ip: bool) -> set[str]:
-    names = set(LOOPBACK_NAMES) | {n.strip().lower() for n in os.environ.get(HOSTS_VARIABLE, "").split(",") if n.strip()}
+    extra = os.environ.get(HOSTS_VARIABLE, "").split(",")
+    names = set(LOOPBACK_NAMES) | {n.strip().lower() for n in extra if n.strip()}
     if any_ip:  # reached from other machines by this machine's own name
         names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
     return names
