@@ -115,5 +115,6 @@ def test_the_cli_names_a_spawned_process_s_bad_input_in_one_line(capsys):
                                                                       start_method="spawn"))
     err = capsys.readouterr().err.strip()
     assert code == 2 and time.monotonic() - started < 45
-    assert err.splitlines()[-1] == "d2l-ignite train: error: process 1: ValueError: --data-dir /nowhere holds no data set"
+    said = "d2l-ignite train: error: process 1: ValueError: --data-dir /nowhere holds no data set"
+    assert err.splitlines()[-1] == said
     assert err.count("holds no data set") == 1  # above it, at most torch's line on stopping the other process
