@@ -28,7 +28,7 @@ from ignite.engine import Engine, Events
 from torch import nn
 
 from engine import book_recipe, create_evaluator, create_trainer, train_ch13
-from engine.options import StepOptions
+from engine.step_options import StepOptions
 from engine.step import train_batch
 from engine.updater import Updater
 from handlers import LocalVisdom, VisdomPlotter

@@ -5,21 +5,16 @@ check_sibling("handlers")  # before anything imports it
 
 from engine.book import Accumulator, Timer, accuracy, train_batch_ch13, train_ch6  # noqa: E402
 from engine.checks import updates_per_epoch  # noqa: E402
-from engine.book_recipe import attach_book_metrics, attach_book_recipe, book_recipe  # noqa: E402
+from engine.train_recipe import attach_book_metrics, attach_book_recipe, book_recipe  # noqa: E402
 from engine.devices import try_all_gpus, try_gpu  # noqa: E402
 from engine.factories import create_evaluator, create_trainer, evaluate_accuracy, evaluate_accuracy_gpu  # noqa: E402
-from engine.options import StepOptions  # noqa: E402
+from engine.step_options import StepOptions  # noqa: E402
 from engine.recipe import Recipe, Stage  # noqa: E402
 from engine.batch import prepare_batch  # noqa: E402
 from engine.step import correct_count  # noqa: E402
 from engine.train import train_ch13  # noqa: E402
 from handlers.plot import Animator  # noqa: E402
 
-# Importable for round-1 code, but not the intended API (they live in their modules).
-from engine.devices import place_model, resolve_devices  # noqa: E402,F401
-from engine.distributed import is_distributed, is_main_process  # noqa: E402,F401
-from engine.options import fast_options  # noqa: E402,F401
-from engine.prefetch import DevicePrefetcher  # noqa: E402,F401
 
 __all__ = [
     "train_ch13",

@@ -15,7 +15,7 @@ from torch import nn
 
 from engine.batch import move
 from engine.devices import resolve_devices
-from engine.options import StepOptions
+from engine.step_options import StepOptions
 from engine.step import correct_count, train_batch
 from engine.train import train_ch13
 from engine.updater import Updater

@@ -14,7 +14,7 @@ from engine.batch import PrepareBatch, prepare_batch
 from engine.checks import check_optimizer
 from engine.devices import resolve_devices
 from engine.dispatch import Engine
-from engine.options import StepOptions, prepare_model
+from engine.step_options import StepOptions, prepare_model
 from engine.step import OutputTransform, default_output, eval_batch, train_batch
 from engine.updater import Updater
 from handlers.metrics import BookAccuracy, BookLoss

@@ -23,7 +23,7 @@ class Stage(IntEnum):
     """Where a part's callbacks go among the others, for every event they share."""
 
     TIMER = 10  # first to see each step end, so only the step is timed (the book's timer and running
-    #             figures are one handler here: handlers/figures.py)
+    #             figures are one handler here: handlers/running.py)
     METRICS = 20  # your own running metrics, after the book's figures
     EVALUATE = 30  # the test pass at epoch end, before anything reads test figures
     RECORD = 40  # history, sampler epochs: read the epoch's figures

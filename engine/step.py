@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.options import StepOptions, autocast, to_channels_last
+from engine.step_options import StepOptions, autocast, to_channels_last
 from engine.updater import Updater
 from handlers.contract import StepOutput
 

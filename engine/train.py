@@ -10,13 +10,13 @@ import torch
 from ignite.engine import Engine
 from torch import nn
 
-from engine.book_recipe import attach_book_recipe
+from engine.train_recipe import attach_book_recipe
 from engine.checks import check_epochs, check_loader, check_net, check_schedule, updates_per_epoch
 from engine.distributed import is_main_process, release_process_group
 from engine.factories import create_evaluator, create_trainer
-from engine.options import StepOptions
+from engine.step_options import StepOptions
 from engine.placement import place
-from engine.plotting import announce, default_plotter, plots_enabled
+from handlers.plot.policy import announce, default_plotter, plots_enabled
 from engine.recipe import Recipe
 from engine.resume import resume_run
 from handlers import History, VisdomPlotter
@@ -27,7 +27,7 @@ __all__ = ["train_ch13", "run_title"]
 
 
 def _plotter(plot: bool | VisdomPlotter | None, out_dir: str | None) -> VisdomPlotter | None:
-    """``plot=True``: a plotter of this run's own (see ``engine.plotting``), unless ``$D2L_IGNITE_PLOT=0``;
+    """``plot=True``: a plotter of this run's own (see ``handlers.plot.policy``), unless ``$D2L_IGNITE_PLOT=0``;
     a ``VisdomPlotter``: the caller's, flushed at the end but left open; False/None: none."""
     if plot is True:
         return default_plotter(out_dir) if plots_enabled() else None
@@ -80,7 +80,7 @@ def train_ch13(
     ``devices=None`` means every GPU, else the CPU; several GPUs wrap the net in DataParallel.
     After training the caller's ``net`` sits on ``devices[0]`` in eval mode.
     ``plot=True`` streams the book's curves to Visdom from a background thread: ``$VISDOM_URL``, else a
-    local server started once per process (see ``engine.plotting``); the link is printed (and shown
+    local server started once per process (see ``handlers.plot.policy``); the link is printed (and shown
     inline in Jupyter); ``out_dir`` (default ``runs/<env>``) gets the PNG, and the replay log when no
     server took the points. A ``VisdomPlotter`` passed as ``plot`` is flushed, not closed.
     The keyword options are ``create_trainer``'s step options (``amp``, ``accumulation_steps``,

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from engine import train_ch13  # noqa: E402
 from engine.app.cli import run_command  # noqa: E402
-from engine.app.options import RUN, STEP, add_options, positive_int, train_kwargs  # noqa: E402
+from engine.app.flags import RUN, STEP, add_options, positive_int, train_kwargs  # noqa: E402
 from engine.app.launch import launch  # noqa: E402
 from engine.app.run_dir import run_for_rank  # noqa: E402
 from handlers import History  # noqa: E402

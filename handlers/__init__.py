@@ -15,9 +15,6 @@ from handlers.stopping import attach_early_stopping
 from handlers.throughput import StepTimer
 from handlers.visdom_server import LocalVisdom
 
-# Importable for round-1 code, but not the intended API (they live in their modules).
-from handlers.checkpoint import find_checkpoint  # noqa: F401
-from handlers.progress import wants_progress  # noqa: F401
 
 __all__ = [
     "StepOutput",

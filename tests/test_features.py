@@ -189,7 +189,7 @@ def test_bad_options_are_named(digits, kw, message):
 
 
 def test_fast_path_choices_per_device(monkeypatch):
-    from engine import fast_options
+    from engine.step_options import fast_options
 
     net = small_cnn()
     opt = torch.optim.Adam(net.parameters())
@@ -207,7 +207,7 @@ def test_fast_path_choices_per_device(monkeypatch):
 
 
 def test_prefetcher_is_a_transparent_loader_on_cpu(digits):
-    from engine import DevicePrefetcher
+    from engine.prefetch import DevicePrefetcher
 
     X, y = digits
     loader = DataLoader(TensorDataset(X[:50], y[:50]), 16, shuffle=True, generator=torch.Generator().manual_seed(0))

@@ -10,7 +10,7 @@ import torch
 from conftest import loaders, small_cnn
 from torch import nn
 
-import engine.plotting
+import handlers.plot.policy
 import handlers.visdom_server.assets as assets
 from engine import train_ch13
 from handlers.visdom_server import free_port
@@ -18,7 +18,7 @@ from handlers.visdom_server import free_port
 
 @pytest.mark.parametrize("problem", ["no npm", "registry unreachable"])
 def test_without_the_visdom_page_files_training_goes_on(digits, tmp_path, monkeypatch, capfd, problem):
-    engine.plotting.stop_shared_server()
+    handlers.plot.policy.stop_shared_server()
     monkeypatch.setattr(assets, "static_dir", lambda: str(tmp_path / "static"))  # as on a fresh install
     os.makedirs(tmp_path / "static")
     if problem == "no npm":

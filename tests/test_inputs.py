@@ -163,7 +163,8 @@ def test_bad_num_epochs(digits, bad):
 
 
 def test_devices_default_and_validation():
-    from engine import resolve_devices, try_all_gpus
+    from engine import try_all_gpus
+    from engine.devices import resolve_devices
 
     assert try_all_gpus()  # never empty
     assert resolve_devices(None) == try_all_gpus()

@@ -41,7 +41,7 @@ tr, te = digits_loaders(batch_size=256)
 for lr in (1e-3, 1e-2):
     net = job_net("mlp")
     train_ch13(net, tr, te, nn.CrossEntropyLoss(reduction="none"), torch.optim.Adam(net.parameters(), lr=lr), 2)
-from engine.plotting import serving
+from handlers.plot.policy import serving
 server = serving()
 print("SERVER", server.url if server else None)
 """

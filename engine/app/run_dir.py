@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 from engine.app.launch import agree_on_run, restart_count, say, torchrun_pointer, under_torchrun
-from engine.plotting import default_plotter, plots_enabled, serving, stop_shared_server
+from handlers.plot.policy import default_plotter, plots_enabled, serving, stop_shared_server
 from handlers.checkpoint import CheckpointError, find_checkpoint
 from handlers.plot import VisdomAddress, VisdomPlotter, new_env, server_url
 
@@ -81,7 +81,7 @@ def plot_for_run(
     out: str | None, url: str | None, plot: bool, keep_serving: bool = False
 ) -> Iterator[tuple[VisdomPlotter | None, str, str | None]]:
     """Yield ``(plotter, run folder, checkpoint of a torchrun restart)``: the same plot rule as ``train_ch13``
-    (``engine.plotting``), with a server started for the run keeping its envs in the run folder."""
+    (``handlers.plot.policy``), with a server started for the run keeping its envs in the run folder."""
     env = new_env()
     VisdomAddress(server_url(url))  # a malformed --visdom fails even with --no-plot, before any folder
     plot = plot and plots_enabled()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.app.options import FEATURES, RUN, STEP, add_options, positive_int, train_kwargs
+from engine.app.flags import FEATURES, RUN, STEP, add_options, positive_int, train_kwargs
 
 __all__ = ["add_train"]
 

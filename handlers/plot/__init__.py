@@ -3,7 +3,7 @@ from handlers.plot.animator import Animator
 from handlers.plot.ignite_logger import (
     GradsScalarHandler, OptimizerParamsHandler, OutputHandler, VisdomLogger, WeightsScalarHandler, global_step_from_engine,
 )
-from handlers.plot.book import BOOK_LEGEND, attach_book_plot
+from handlers.plot.windows import BOOK_LEGEND, attach_book_plot
 from handlers.plot.plotter import DEFAULT_URL, VisdomPlotter, new_env, server_url
 from handlers.plot.png import save_png
 from handlers.plot.store import PlotStore

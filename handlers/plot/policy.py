@@ -11,7 +11,8 @@ import atexit
 import os
 import sys
 
-from handlers.plot import VisdomAddress, VisdomPlotter, new_env, server_url
+from handlers.plot.plotter import VisdomPlotter, new_env, server_url
+from handlers.plot.wire import VisdomAddress
 from handlers.plot.wire import Wire
 from handlers.progress import in_notebook
 from handlers.visdom_server import LocalVisdom, port_in_use

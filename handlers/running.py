@@ -3,7 +3,7 @@
 Ignite dispatches every handler of an event, and every event filter, on every iteration. The book's
 figures need, per step: stop the step timer and keep the batch's statistics; the running loss and
 accuracy, the example count and the NaN guard's window only need them at the book's points. So
-``BookFigures`` keeps a reference to each step's ``StepOutput`` (no kernel, no sync) and folds them
+``RunningFigures`` keeps a reference to each step's ``StepOutput`` (no kernel, no sync) and folds them
 into the metrics in one stacked sum every ``FOLD`` steps and at each book point, where it then
 computes the figures and runs what reads them (the guard's look, DDP's stop agreement). An Engine not
 built by this project's factories is folded every step: its step may reuse its output. Each piece
@@ -23,13 +23,13 @@ from handlers.guards import NonFiniteGuard
 from handlers.metrics import BookAccuracy, BookLoss
 from handlers.throughput import StepTimer
 
-__all__ = ["BookFigures", "FOLD"]
+__all__ = ["RunningFigures", "FOLD"]
 
 FOLD = 64
 """Steps kept before they are summed: bounds what is held, and costs one stacked sum per 64 steps."""
 
 
-class BookFigures:
+class RunningFigures:
     """``state.metrics["loss"]``, ``["acc"]`` at the book's points and ``["examples/sec"]`` at epoch end."""
 
     def __init__(self, device: torch.device | str = "cpu", guard: NonFiniteGuard | None = None) -> None:
@@ -42,14 +42,14 @@ class BookFigures:
         self._source: str | None = None  # the state field holding the statistics, checked on the first step
         self._fold_every = FOLD
 
-    def attach(self, trainer: Engine) -> BookFigures:
+    def attach(self, trainer: Engine) -> RunningFigures:
         trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
         self.timer.attach_start(trainer)
         trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
         return self
 
-    def at_book_points(self, handler: Callable[[Engine], Any]) -> BookFigures:
+    def at_book_points(self, handler: Callable[[Engine], Any]) -> RunningFigures:
         """Run ``handler`` at each book point, after the figures are computed (no filter of its own)."""
         self.at_points.append(handler)
         return self
@@ -69,7 +69,7 @@ class BookFigures:
     def _iteration_completed(self, engine: Engine) -> None:
         self.timer.lap(engine)
         if self._source is None:
-            step_output(engine, "BookFigures")  # names the missing keys of an Engine not built by our factories
+            step_output(engine, "RunningFigures")  # names the missing keys of an Engine not built by our factories
             ours = publishes_step_output(engine)
             # our step makes a fresh StepOutput each time; another step's output might be reused in place
             self._source, self._fold_every = ("step_output", FOLD) if ours else ("output", 1)
@@ -103,7 +103,7 @@ class BookFigures:
                 loss = losses.sum()
             examples, predictions = sum(int(s["examples"]) for s in pending), sum(int(s["predictions"]) for s in pending)
         except (KeyError, TypeError):
-            step_output(engine, "BookFigures")  # raises, naming the keys this Engine's output lacks
+            step_output(engine, "RunningFigures")  # raises, naming the keys this Engine's output lacks
             raise
         self.metrics["loss"].update((loss, examples))  # out of place: a value reused by its step is already read
         self.metrics["acc"].update((correct, predictions))

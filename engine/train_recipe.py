@@ -21,7 +21,7 @@ from handlers.progress import Progress, attach_epoch_lines, attach_progress, wan
 from handlers.cadence import epoch_fraction
 from handlers.checkpoint import RngState, attach_checkpoints
 from handlers.contract import grad_scaler
-from handlers.figures import BookFigures
+from handlers.running import RunningFigures
 from handlers.guards import Interrupt, NonFiniteGuard
 from handlers.lr_schedule import attach_lr_scheduler, current_lr
 from handlers.stopping import attach_early_stopping
@@ -34,7 +34,7 @@ UserHandler = Callable[[Engine, Engine], Any]
 def attach_book_metrics(trainer: Engine, device: torch.device | str = "cpu") -> StepTimer:
     """The book's running figures on any trainer (one handler per event): the step timer, and loss
     and acc at the book's cadence in ``state.metrics``."""
-    return BookFigures(device).attach(trainer).timer
+    return RunningFigures(device).attach(trainer).timer
 
 
 def book_recipe(
@@ -70,7 +70,7 @@ def book_recipe(
     r = Recipe(trainer, evaluator, dict(to_save or {}, trainer=trainer))
     if grad_scaler(trainer) is not None:
         r.to_save["scaler"] = grad_scaler(trainer)
-    figures = BookFigures(device, guard=NonFiniteGuard())  # timer, loss, acc, NaN watch: one handler
+    figures = RunningFigures(device, guard=NonFiniteGuard())  # timer, loss, acc, NaN watch: one handler
     r.add("figures", lambda r: figures.attach(trainer), Stage.TIMER, save="timer")
     r.add("evaluate", lambda r: trainer.add_event_handler(Events.EPOCH_COMPLETED, _evaluate, evaluator, test_iter),
           Stage.EVALUATE)
@@ -102,7 +102,7 @@ def book_recipe(
     return r
 
 
-def _interrupt(figures: BookFigures, r: Recipe) -> Interrupt:
+def _interrupt(figures: RunningFigures, r: Recipe) -> Interrupt:
     interrupt = Interrupt(r.attached["checkpoints"].get("interrupted")).attach(r.trainer, agree_at_book_points=False)
     figures.at_book_points(interrupt.agree)
     return interrupt
