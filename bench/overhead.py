@@ -98,8 +98,10 @@ def fixed_cost(plot: VisdomPlotter | bool, repeats: int) -> float:
         net = nn.Linear(4, 3)
         marks: dict[str, float] = {}
         timing = lambda t, _: (  # noqa: E731
-            t.add_event_handler(Events.ITERATION_STARTED(once=1), lambda _: marks.setdefault("first", time.perf_counter())),
-            t.add_event_handler(Events.ITERATION_COMPLETED(once=20), lambda _: marks.setdefault("last", time.perf_counter())))
+            t.add_event_handler(Events.ITERATION_STARTED(once=1),
+                                lambda _: marks.setdefault("first", time.perf_counter())),
+            t.add_event_handler(Events.ITERATION_COMPLETED(once=20),
+                                lambda _: marks.setdefault("last", time.perf_counter())))
         t0 = time.perf_counter()
         train_ch13(net, data, data[:1], LOSS, torch.optim.SGD(net.parameters(), 0.01), 1, ["cpu"], plot=plot,
                    verbose=False, progress=False, handlers=[timing])

@@ -39,7 +39,8 @@ def one_run(url: str | None, epochs: int, batch: int) -> float:
                        window="every-iteration")
     marks = {}
     trainer.add_event_handler(Events.STARTED, lambda e: marks.setdefault("t0", time.perf_counter()))
-    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=epochs), lambda e: marks.setdefault("t1", time.perf_counter()))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED(once=epochs),
+                              lambda e: marks.setdefault("t1", time.perf_counter()))
     trainer.run(train_iter, max_epochs=epochs)
     if plotter is not None:
         plotter.close()

@@ -21,7 +21,8 @@ def move(x: Any, device: torch.device | None, non_blocking: bool) -> Any:
     raise TypeError(f"a batch input must be a tensor or a list of tensors, got {type(x).__name__}")
 
 
-def prepare_batch(batch: Any, device: torch.device | None = None, non_blocking: bool = False) -> tuple[Any, torch.Tensor]:
+def prepare_batch(batch: Any, device: torch.device | None = None,
+                  non_blocking: bool = False) -> tuple[Any, torch.Tensor]:
     """Split a batch into ``(X, y)`` and move it; a list/tuple ``X`` moves element-wise and stays a list."""
     if type(batch) in (tuple, list) and len(batch) == 2 and device is not None:
         X, y = batch

@@ -34,6 +34,14 @@ class Engine(ignite.engine.Engine):
         super().__init__(*args, **kwargs)
         self.logger = _LOGGER
 
+    def fire_registered(self, event_name: Any) -> None:
+        """``fire_event`` for an event this Engine registered when it was built (the update events, fired
+        inside the step), without Ignite's per-call membership check: a scan of the allowed events with
+        EventEnum comparisons, about 5 us a call here, twice per iteration); an event nobody listens to
+        costs one lookup."""
+        if self._event_handlers.get(event_name):
+            self._fire_event(event_name)
+
     def _fire_event(self, event_name: Any, *event_args: Any, **event_kwargs: Any) -> None:
         if self.logger.isEnabledFor(logging.DEBUG):
             return super()._fire_event(event_name, *event_args, **event_kwargs)

@@ -14,9 +14,11 @@ from engine.batch import PrepareBatch, prepare_batch
 from engine.checks import check_optimizer
 from engine.devices import resolve_devices
 from engine.dispatch import Engine
+from engine.keywords import updated
 from engine.step_options import StepOptions, prepare_model
 from engine.step import OutputTransform, default_output, eval_batch, train_batch
 from engine.updater import Updater
+from handlers.contract import UpdateEvents
 from handlers.metrics import BookAccuracy, BookLoss
 
 __all__ = ["create_trainer", "create_evaluator", "evaluate_accuracy_gpu", "evaluate_accuracy", "model_device"]
@@ -36,33 +38,29 @@ def create_trainer(
     optimizer: torch.optim.Optimizer,
     devices: Sequence[Any] | None = None,
     *,
+    options: StepOptions | None = None,
     non_blocking: bool = True,
     prepare_batch: PrepareBatch = prepare_batch,
     output_transform: OutputTransform = default_output,
     scaler: torch.amp.GradScaler | bool | None = None,
     world_size: int | None = None,
-    amp: str | None = None,
-    accumulation_steps: int = 1,
-    clip_grad_norm: float | None = None,
-    channels_last: bool = False,
-    compile: bool | dict[str, Any] = False,
-    fast: bool = False,
+    **step_options: Any,
 ) -> Engine:
     """An Engine whose step is the book's ``train_batch_ch13``, with the step options of a modern loop.
 
-    ``engine.state.step_output`` holds the batch's ``StepOutput`` (loss sum, correct count, examples,
-    predictions; tensors stay on the device) and is what the book's handlers read;
-    ``engine.state.output`` is the same unless ``output_transform(X, y, y_hat, stats)`` makes it
-    something else. The step options are ``StepOptions``' fields: ``amp`` ("bf16"/"fp16"; fp16 gets a
-    GradScaler in ``engine.state.scaler``), ``accumulation_steps``, ``clip_grad_norm``,
-    ``channels_last``, ``compile`` and ``fast`` (choices for the device; explicit options win).
+    ``options`` is a ``StepOptions``; its fields may also be given as keywords (``amp="bf16"``,
+    ``accumulation_steps=2``, ...), which replace those of ``options``. ``fast`` is resolved here for
+    the device (explicit options win). ``engine.state.step_output`` holds the batch's ``StepOutput``
+    (tensors stay on the device) and is what the book's handlers read; ``engine.state.output`` is the
+    same unless ``output_transform(X, y, y_hat, stats)`` makes it something else. fp16 gets a GradScaler
+    in ``engine.state.scaler``. Each optimizer update fires ``UpdateEvents.UPDATE_STARTED`` /
+    ``UPDATE_COMPLETED`` and counts in ``state.optimizer_steps`` (checkpointed with the trainer).
     ``world_size`` is the number of processes DDP averages gradients over (default: the
     ``ignite.distributed`` world), so a sum loss gives the one-process update of the global batch.
     """
     check_optimizer(optimizer, net)
     device = model_device(net, devices)
-    options = StepOptions(amp, accumulation_steps, clip_grad_norm, channels_last, compile, fast).resolve(
-        device, net, optimizer)
+    options = updated(options, StepOptions, step_options).resolve(device, net, optimizer)
     if scaler is None or scaler is True:
         scaler = options.grad_scaler(device) if scaler is None else torch.amp.GradScaler(device.type)
     updater = Updater(optimizer, net.parameters(), scaler=scaler or None, accumulation_steps=options.accumulation_steps,
@@ -72,47 +70,59 @@ def create_trainer(
 
     def train_step(engine: Engine, batch: Any) -> Any:
         engine.state.step_started = time.perf_counter()  # the step timer's start, without a handler
+        if updater.starts_update:
+            engine.fire_registered(UpdateEvents.UPDATE_STARTED)
         X, y = prepare_batch(batch, device, non_blocking)
         n = engine.state.epoch_length
         stats, y_hat = train_batch(net, model, X, y, loss, updater, options, device,
                                    last_of_epoch=n is not None and engine.state.iteration % n == 0)
-        engine.state.step_output, engine.state.optimizer_steps = stats, updater.steps
+        engine.state.step_output = stats
+        if updater.starts_update:  # this batch's update happened
+            _updated(engine)
         return stats if output_transform is default_output else output_transform(X, y, y_hat, stats)
 
-    def flush(engine: Engine) -> None:
-        updater.flush()
-        engine.state.optimizer_steps = updater.steps
+    def flush(engine: Engine) -> None:  # an iterable of unknown length ends its epoch unannounced
+        if updater.flush():
+            _updated(engine)
 
     trainer = Engine(train_step)
+    trainer.register_events(*UpdateEvents, event_to_attr={e: "optimizer_steps" for e in UpdateEvents})
     trainer.add_event_handler(Events.EPOCH_COMPLETED, flush)
     trainer.state.step_output = None
     trainer.state.step_started = 0.0
     trainer.state.scaler = updater.scaler
     trainer.state.optimizer_steps = 0  # updates so far: schedules step per update, not per batch
+    trainer.state_dict_user_keys.append("optimizer_steps")
     return trainer
+
+
+def _updated(engine: Engine) -> None:
+    engine.state.optimizer_steps += 1
+    engine.fire_registered(UpdateEvents.UPDATE_COMPLETED)
 
 
 def create_evaluator(
     net: nn.Module,
     devices: Sequence[Any] | None = None,
     *,
+    options: StepOptions | None = None,
     loss: Callable[..., torch.Tensor] | None = None,
     non_blocking: bool = True,
     prepare_batch: PrepareBatch = prepare_batch,
     output_transform: OutputTransform = default_output,
-    amp: str | None = None,
-    channels_last: bool = False,
-    compile: bool | dict[str, Any] = False,
     across_processes: bool = True,
+    **step_options: Any,
 ) -> Engine:
     """An Engine with ``evaluate_accuracy_gpu``'s semantics; ``state.metrics["acc"]`` after a run.
 
+    ``options`` (or its fields as keywords) are the trainer's: the evaluator uses the ones that shape
+    a forward pass (``amp``, ``channels_last``, ``compile``, ``fast``) and ignores the update's.
     With ``loss`` given, the per-example test loss is also reported as ``state.metrics["loss"]``.
     Under DDP the figures sum every process's batches (each process must run it);
     ``across_processes=False`` keeps them to this process's batches, with no collective.
     """
     device = model_device(net, devices)
-    options = StepOptions(amp=amp, channels_last=channels_last, compile=compile)
+    options = updated(options, StepOptions, step_options).resolve(device, net)
     model = prepare_model(net, options)
 
     def eval_step(engine: Engine, batch: Any) -> Any:

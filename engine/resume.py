@@ -32,7 +32,9 @@ def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length
     required = ("model", "optimizer", "trainer")
     check_checkpoint(path, state, parts, required)
     saved = state.get("trainer") or {}  # Ignite keeps the iteration, or the epoch, and the epoch length
-    done = saved.get("epoch") or (saved.get("iteration", 0) // saved["epoch_length"] if saved.get("epoch_length") else 0)
+    _count_updates_of_older_files(saved, to_load["trainer"])
+    per_epoch = saved.get("epoch_length")
+    done = saved.get("epoch") or (saved.get("iteration", 0) // per_epoch if per_epoch else 0)
     if done >= num_epochs:
         raise ValueError(f"the checkpoint {path} already completed {done} epochs; "
                          f"pass num_epochs > {done} to train further")
@@ -48,6 +50,13 @@ def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length
         trainer_state.epoch_length, trainer_state.iteration = epoch_length, trainer_state.epoch * epoch_length
     if replaced:
         print(f"resume {path}: " + "; ".join(replaced), file=sys.stderr, flush=True)
+
+
+def _count_updates_of_older_files(saved: dict[str, Any], trainer: Any) -> None:
+    """Files written before the trainer checkpointed its update count: one update per batch (what they ran
+    unless they accumulated gradients)."""
+    if "optimizer_steps" in getattr(trainer, "state_dict_user_keys", ()) and "optimizer_steps" not in saved:
+        saved["optimizer_steps"] = saved.get("iteration") or saved.get("epoch", 0) * (saved.get("epoch_length") or 0)
 
 
 def _use_given_settings(optimizer: torch.optim.Optimizer, given: list[dict[str, Any]],

@@ -97,7 +97,8 @@ def compute_loss(loss: Callable[..., torch.Tensor], y_hat: torch.Tensor, y: torc
         raise ValueError(f"the loss failed on {got}: {str(e).splitlines()[0]}; {hint}") from None
 
 
-def reduce_loss(l: torch.Tensor, y: torch.Tensor, loss: Callable[..., torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def reduce_loss(l: torch.Tensor, y: torch.Tensor,
+                loss: Callable[..., torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(loss sum over the batch, objective to backpropagate)``.
 
     Per-example losses backpropagate their sum, like the book. A loss that already reduced keeps its

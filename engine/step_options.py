@@ -20,9 +20,13 @@ __all__ = ["StepOptions", "AMP_DTYPES", "autocast", "prepare_model", "to_channel
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StepOptions:
-    """How each training (and evaluation) step runs; every field is checked here, once."""
+    """How each training (and evaluation) step runs; every field is checked here, once.
+
+    A new option is one field here, its one use (``step.py`` / ``updater.py``) and one flag in
+    ``engine/app/flags.py``: ``train_ch13``, the factories and the CLI take the fields by name.
+    """
 
     amp: str | None = None  # "bf16" or "fp16" autocast; fp16 adds a GradScaler
     accumulation_steps: int = 1  # batches whose gradients are summed per optimizer update
@@ -42,7 +46,8 @@ class StepOptions:
         if not isinstance(self.compile, (bool, Mapping)):
             raise TypeError(f"compile must be True/False or a dict of torch.compile arguments, got {self.compile!r}")
 
-    def resolve(self, device: torch.device, net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> StepOptions:
+    def resolve(self, device: torch.device, net: torch.nn.Module,
+                optimizer: torch.optim.Optimizer | None = None) -> StepOptions:
         """The options with ``fast`` replaced by explicit choices for ``device``; explicit ones win."""
         if not self.fast:
             return self
@@ -95,13 +100,14 @@ def to_channels_last(X: Any) -> Any:
     return X
 
 
-def fast_options(device: torch.device, net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def fast_options(device: torch.device, net: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
     """What ``fast=True`` turns on, for this device and net.
 
     On a GPU: bf16 autocast, channels_last for conv nets, the fused optimizer kernel where the
     optimizer has one, and ``torch.compile(mode="reduce-overhead")`` (CUDA graphs): at the book's sizes
     the step is bound by launch and Python overhead, which graphs remove. On a CPU only compile helps
-    (bf16 convolutions are slower there than fp32).
+    (bf16 convolutions are slower there than fp32). An evaluator passes no optimizer.
     """
     if device.type != "cuda":
         return {"compile": True}

@@ -2,11 +2,14 @@
 
 ``attach_book_recipe(trainer, evaluator, test_iter, num_epochs=...)`` gives a trainer what
 ``train_ch13`` gives it: the step timer, the running loss and accuracy at the book's cadence, a test
-pass each epoch, the History, and (as asked) plots, an LR schedule, early stopping, the NaN guard,
-checkpoints, Ctrl-C handling and a progress bar -- each in its ``Stage``.
+pass each epoch, the History, and (as ``RecipeSettings`` ask) plots, an LR schedule, the EMA of the
+weights, early stopping, the NaN guard, checkpoints, Ctrl-C handling and a progress bar -- each in
+its ``Stage``. The result is a ``BookRecipe``: its typed fields, and ``finish()`` that ends the run.
 """
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -15,32 +18,82 @@ from ignite.engine import Engine, Events
 from ignite.exceptions import NotComputableError
 
 from engine.distributed import attach_sampler_epoch
-from engine.recipe import Recipe, Stage
-from handlers import History, StepTimer, VisdomPlotter, attach_book_plot
-from handlers.progress import Progress, attach_epoch_lines, attach_progress, wants_progress
-from handlers.cadence import epoch_fraction
-from handlers.checkpoint import RngState, attach_checkpoints
+from engine.ema import EmaWeights
+from engine.factories import create_evaluator
+from engine.keywords import updated
+from engine.recipe import Part, Recipe, Stage
+from engine.settings import RecipeSettings
+from engine.step_options import StepOptions
+from handlers.checkpoint import Checkpoints, RngState, attach_checkpoints
 from handlers.contract import grad_scaler
-from handlers.running import RunningFigures
-from handlers.guards import Interrupt, NonFiniteGuard
+from handlers.guards import Interrupt, NonFiniteGuard, Stopped
+from handlers.history import History
 from handlers.lr_schedule import attach_lr_scheduler, current_lr
+from handlers.plot.plotter import VisdomPlotter
+from handlers.plot.windows import attach_book_plot, attach_lr_plot
+from handlers.progress import Progress, attach_epoch_lines, attach_progress, wants_progress
+from handlers.running import RunningMetrics
 from handlers.stopping import attach_early_stopping
+from handlers.throughput import StepTimer
 
-__all__ = ["attach_book_metrics", "book_recipe", "attach_book_recipe", "UserHandler"]
+__all__ = ["attach_book_metrics", "book_recipe", "attach_book_recipe", "BookRecipe", "UserHandler"]
 
 UserHandler = Callable[[Engine, Engine], Any]
+REQUIRED = ("metrics", "evaluate", "history", "sampler_epoch", "rng", "guard", "checkpoints", "interrupt")
 
 
 def attach_book_metrics(trainer: Engine, device: torch.device | str = "cpu") -> StepTimer:
     """The book's running figures on any trainer (one handler per event): the step timer, and loss
     and acc at the book's cadence in ``state.metrics``."""
-    return RunningFigures(device).attach(trainer).timer
+    return RunningMetrics(device).attach(trainer).timer
+
+
+class BookRecipe(Recipe):
+    """The book's recipe: what ``train_ch13`` reads after the run, typed, and the run's ending."""
+
+    @property
+    def history(self) -> History:
+        return self.attached["history"]
+
+    @property
+    def guard(self) -> NonFiniteGuard:
+        return self.attached["guard"]
+
+    @property
+    def interrupt(self) -> Interrupt:
+        return self.attached["interrupt"]
+
+    @property
+    def checkpoints(self) -> Checkpoints:
+        return self.attached["checkpoints"]
+
+    def finish(self, verbose: bool = True, speak: bool = True) -> History | BaseException:
+        """The book's closing lines and the History; or the error that stopped the run (nan loss, Ctrl-C),
+        returned for the caller to raise once the run's objects are let go."""
+        self.interrupt.restore()
+        if self.guard.iteration is not None:
+            return FloatingPointError(self.guard.message(self.checkpoints.last_file()))
+        if verbose and self.history.train_loss:
+            print(self.history.summary())
+        if self.interrupt.requested:
+            return self._stopped(speak)
+        return self.history
+
+    def _stopped(self, speak: bool) -> Stopped:
+        at = f"epoch {self.trainer.state.epoch}, iteration {self.trainer.state.iteration}"
+        path = self.checkpoints.last_file("interrupted")
+        how = (f"saved {path}; continue with resume={path!r} (CLI: --resume {path}); the rest of that epoch sees "
+               "a fresh shuffle" if path else "no checkpoint_dir was given, nothing was saved")
+        if speak:
+            print(f"Interrupted at {at}: {how}", file=sys.stderr, flush=True)
+        return Stopped(self.interrupt.signum or signal.SIGINT, f"interrupted at {at}")
 
 
 def book_recipe(
     trainer: Engine,
     evaluator: Engine,
     test_iter: Iterable,
+    settings: RecipeSettings | None = None,
     *,
     num_epochs: int,
     device: torch.device | str = "cpu",
@@ -48,64 +101,89 @@ def book_recipe(
     devices_label: str | None = None,
     train_iter: Iterable | None = None,
     plotter: VisdomPlotter | None = None,
-    lr_scheduler: Any = None,
-    scheduler_every: str = "iteration",
-    plot_lr: bool = False,
-    early_stopping: int | None = None,
-    early_stopping_metric: str = "test_acc",
-    checkpoint_dir: str | None = None,
     handlers: Sequence[UserHandler] = (),
+    parts: Sequence[Part] = (),
     progress: Progress = False,
     plot_title: str | None = None,
-) -> Recipe:
-    """The recipe, not yet attached: add your own parts (``recipe.add``), then ``recipe.attach()``.
+    step_options: StepOptions | None = None,
+    **setting_keywords: Any,
+) -> BookRecipe:
+    """The recipe, not yet attached: add (or replace) parts, print ``describe()``, then ``attach()``.
 
-    ``devices_label`` is the device list the closing line prints (default: ``[device]``).
-    ``to_save`` starts the checkpoint registry (``train_ch13`` puts the model and optimizer there;
-    the trainer is always added). Each of ``handlers`` is called as ``f(trainer, evaluator)`` in the
-    USER stage; what it returns is checkpointed as ``handlers[i]`` when it has a ``state_dict``.
-    ``progress``: True/"bar" a progress bar, "epochs" a line per epoch on stderr, None a bar on a
-    terminal or in Jupyter, False nothing.
+    ``settings`` (or its fields as keywords) choose the optional handlers. ``to_save`` starts the
+    checkpoint registry (``train_ch13`` puts the model and optimizer there; the trainer is always
+    added; ``ema`` averages ``to_save["model"]``, tested with ``step_options``). ``devices_label`` is the
+    device list the closing line prints. Each of ``handlers`` is called as ``f(trainer, evaluator)`` in the
+    USER stage and what it returns is checkpointed as ``handlers[i]``; ``parts`` are added as they are.
+    ``progress``: True/"bar" a bar, "epochs" a line per epoch on stderr, None a bar on a terminal or in
+    Jupyter, False nothing.
     """
-    r = Recipe(trainer, evaluator, dict(to_save or {}, trainer=trainer))
+    settings = updated(settings, RecipeSettings, setting_keywords)
+    r = BookRecipe(trainer, evaluator, dict(to_save or {}, trainer=trainer), required=REQUIRED)
     if grad_scaler(trainer) is not None:
         r.to_save["scaler"] = grad_scaler(trainer)
-    figures = RunningFigures(device, guard=NonFiniteGuard())  # timer, loss, acc, NaN watch: one handler
-    r.add("figures", lambda r: figures.attach(trainer), Stage.TIMER, save="timer")
-    r.add("evaluate", lambda r: trainer.add_event_handler(Events.EPOCH_COMPLETED, _evaluate, evaluator, test_iter),
-          Stage.EVALUATE)
     label = str([torch.device(device)]) if devices_label is None else devices_label
-    r.add("history", lambda r: History(devices=label).attach(trainer, evaluator), Stage.RECORD, save="history")
-    r.add("sampler_epoch", lambda r: attach_sampler_epoch(trainer, train_iter), Stage.RECORD)
-    if lr_scheduler is not None:
-        r.add("lr_scheduler", lambda r: attach_lr_scheduler(trainer, lr_scheduler, scheduler_every), Stage.SCHEDULE,
-              save="lr_scheduler")
+    _book_parts(r, test_iter, train_iter, device, label, settings)
+    ema = _ema_part(r, test_iter, settings, device, step_options)
     if plotter is not None:
-        r.add("plot", lambda r: _attach_plots(plotter, r, num_epochs, lr_scheduler if plot_lr else None, plot_title),
-              Stage.PLOT, save="plot")
+        r.add("plot", lambda r: _plots(plotter, r, num_epochs, settings, plot_title, ema), Stage.PLOT, save="plot")
     for i, attach in enumerate(handlers):
         r.add(f"handlers[{i}]", lambda r, attach=attach: attach(trainer, evaluator), Stage.USER, save=f"handlers[{i}]")
-    if early_stopping is not None:
-        r.add("early_stopping", lambda r: attach_early_stopping(trainer, evaluator, early_stopping,
-                                                                early_stopping_metric), Stage.STOPPING,
-              save="early_stopping")
-    r.add("rng", lambda r: RngState([train_iter] if train_iter is not None else []).attach(trainer), Stage.RNG,
-          save="rng")
-    r.add("guard", lambda r: figures.at_book_points(figures.guard.check).guard, Stage.GUARD)
-    r.add("checkpoints", lambda r: {} if checkpoint_dir is None else attach_checkpoints(
-        trainer, r.to_save, checkpoint_dir, score=lambda _: evaluator.state.metrics["acc"]), Stage.CHECKPOINT)
-    r.add("interrupt", lambda r: _interrupt(figures, r), Stage.INTERRUPT)
-    if progress == "epochs":
-        r.add("progress", lambda r: attach_epoch_lines(trainer, evaluator), Stage.PROGRESS)
-    elif wants_progress(progress):
-        r.add("progress", lambda r: attach_progress(trainer), Stage.PROGRESS)
+    for part in parts:
+        r.add(part)
+    _optional_parts(r, settings, progress)
     return r
 
 
-def _interrupt(figures: RunningFigures, r: Recipe) -> Interrupt:
-    interrupt = Interrupt(r.attached["checkpoints"].get("interrupted")).attach(r.trainer, agree_at_book_points=False)
-    figures.at_book_points(interrupt.agree)
-    return interrupt
+def _book_parts(r: BookRecipe, test_iter: Iterable, train_iter: Iterable | None, device: torch.device | str,
+                label: str, settings: RecipeSettings) -> None:
+    """The parts every book run has (``REQUIRED``), each in its stage."""
+    trainer, evaluator = r.trainer, r.evaluator
+    r.add("metrics", lambda r: RunningMetrics(device).attach(trainer), Stage.TIMER, save="timer")
+    r.add("evaluate", lambda r: trainer.add_event_handler(Events.EPOCH_COMPLETED, _evaluate, evaluator, test_iter),
+          Stage.EVALUATE)
+    r.add("history", lambda r: History(devices=label).attach(trainer, evaluator, _ema_evaluator(r)), Stage.RECORD,
+          save="history")
+    r.add("sampler_epoch", lambda r: attach_sampler_epoch(trainer, train_iter), Stage.RECORD)
+    r.add("rng", lambda r: RngState([train_iter] if train_iter is not None else []).attach(trainer), Stage.RNG,
+          save="rng")
+    r.add("guard", lambda r: NonFiniteGuard().attach(trainer), Stage.GUARD)
+    r.add("checkpoints", lambda r: Checkpoints() if settings.checkpoint_dir is None else attach_checkpoints(
+        trainer, r.to_save, settings.checkpoint_dir, score=lambda _: evaluator.state.metrics["acc"]), Stage.CHECKPOINT)
+    r.add("interrupt", lambda r: Interrupt(r.checkpoints.interrupted).attach(trainer), Stage.INTERRUPT)
+
+
+def _optional_parts(r: BookRecipe, settings: RecipeSettings, progress: Progress) -> None:
+    s, trainer = settings, r.trainer
+    if s.lr_scheduler is not None:
+        r.add("lr_scheduler", lambda r: attach_lr_scheduler(trainer, s.lr_scheduler, s.scheduler_every),
+              Stage.SCHEDULE, save="lr_scheduler")
+    if s.early_stopping is not None:
+        r.add("early_stopping", lambda r: attach_early_stopping(trainer, r.evaluator, s.early_stopping,
+                                                                s.early_stopping_metric), Stage.STOPPING,
+              save="early_stopping")
+    if progress == "epochs":
+        r.add("progress", lambda r: attach_epoch_lines(trainer, r.evaluator), Stage.PROGRESS)
+    elif wants_progress(progress):
+        r.add("progress", lambda r: attach_progress(trainer), Stage.PROGRESS)
+
+
+def _ema_part(r: BookRecipe, test_iter: Iterable, settings: RecipeSettings, device: torch.device | str,
+              options: StepOptions | None) -> EmaWeights | None:
+    if settings.ema is None:
+        return None
+    model = r.to_save.get("model")
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError("ema averages the model's weights: pass the model as to_save={'model': net}")
+    ema = EmaWeights(model, settings.ema)
+    evaluator = create_evaluator(ema.model, [device], options=options)
+    r.add("ema", lambda r: ema.attach(r.trainer, _evaluate, evaluator, test_iter), Stage.EVALUATE, save="ema")
+    return ema
+
+
+def _ema_evaluator(r: Recipe) -> Engine | None:
+    ema = r.attached.get("ema")
+    return ema.evaluator if ema is not None else None
 
 
 def _evaluate(trainer: Engine, evaluator: Engine, test_iter: Iterable) -> None:
@@ -116,15 +194,16 @@ def _evaluate(trainer: Engine, evaluator: Engine, test_iter: Iterable) -> None:
                          "or it yields nothing when iterated again); check the test set") from None
 
 
-def attach_book_recipe(trainer: Engine, evaluator: Engine, test_iter: Iterable, **options: Any) -> Recipe:
+def attach_book_recipe(trainer: Engine, evaluator: Engine, test_iter: Iterable, *args: Any,
+                       **options: Any) -> BookRecipe:
     """``book_recipe(...)`` attached at once: the usual call when you add no parts of your own."""
-    return book_recipe(trainer, evaluator, test_iter, **options).attach()
+    return book_recipe(trainer, evaluator, test_iter, *args, **options).attach()
 
 
-def _attach_plots(plotter: VisdomPlotter, r: Recipe, num_epochs: int, lr_scheduler: Any,
-                  title: str | None) -> VisdomPlotter:
-    attach_book_plot(plotter, r.trainer, r.evaluator, num_epochs, title=title)
-    if lr_scheduler is not None:
-        plotter.attach(r.trainer, Events.ITERATION_COMPLETED, {"lr": lambda _: current_lr(lr_scheduler)},
-                       x=epoch_fraction, window="lr")
+def _plots(plotter: VisdomPlotter, r: Recipe, num_epochs: int, settings: RecipeSettings, title: str | None,
+           ema: EmaWeights | None) -> VisdomPlotter:
+    attach_book_plot(plotter, r.trainer, r.evaluator, num_epochs, title=title,
+                     ema_evaluator=ema.evaluator if ema is not None else None)
+    if settings.plot_lr and settings.lr_scheduler is not None:
+        attach_lr_plot(plotter, r.trainer, lambda: current_lr(settings.lr_scheduler))
     return plotter

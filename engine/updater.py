@@ -31,10 +31,15 @@ class Updater:
         self.k, self.clip, self.world = accumulation_steps, clip_grad_norm, world_size
         self.pending = 0  # batches whose gradients wait for a step
         self.mean = False  # whether the last objective was a mean (then divided by k)
-        self.steps = 0  # optimizer updates so far
 
-    def update(self, objective: torch.Tensor, is_mean: bool, last_of_epoch: bool = False) -> None:
-        """Backpropagate one batch's objective; step after ``k`` batches or at the epoch's last batch."""
+    @property
+    def starts_update(self) -> bool:
+        """Whether the next batch begins a new update's group."""
+        return self.pending == 0
+
+    def update(self, objective: torch.Tensor, is_mean: bool, last_of_epoch: bool = False) -> bool:
+        """Backpropagate one batch's objective; step after ``k`` batches or at the epoch's last batch.
+        Returns whether it stepped."""
         if self.pending == 0:
             self.optimizer.zero_grad(set_to_none=True)
         self.mean = is_mean and self.k > 1
@@ -46,11 +51,15 @@ class Updater:
         self.pending += 1
         if self.pending >= self.k or last_of_epoch:
             self.step()
+            return True
+        return False
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         """Step on what is left (an iterable of unknown length ends its epoch unannounced)."""
         if self.pending:
             self.step()
+            return True
+        return False
 
     def step(self) -> None:
         """One optimizer update from the pending gradients."""
@@ -68,4 +77,3 @@ class Updater:
         else:
             self.optimizer.step()
         self.pending = 0
-        self.steps += 1

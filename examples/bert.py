@@ -47,7 +47,8 @@ class AddNorm(nn.Module):
 class PositionWiseFFN(nn.Module):
     def __init__(self, num_hiddens: int, ffn_hiddens: int) -> None:
         super().__init__()
-        self.dense1, self.relu, self.dense2 = nn.Linear(num_hiddens, ffn_hiddens), nn.ReLU(), nn.Linear(ffn_hiddens, num_hiddens)
+        self.dense1, self.relu = nn.Linear(num_hiddens, ffn_hiddens), nn.ReLU()
+        self.dense2 = nn.Linear(ffn_hiddens, num_hiddens)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return self.dense2(self.relu(self.dense1(X)))
@@ -74,7 +75,8 @@ class BERTEncoder(nn.Module):
         super().__init__()
         self.token_embedding = nn.Embedding(vocab_size, num_hiddens)
         self.segment_embedding = nn.Embedding(2, num_hiddens)
-        self.blks = nn.Sequential(*(EncoderBlock(num_hiddens, ffn_hiddens, num_heads, dropout) for _ in range(num_blks)))
+        self.blks = nn.Sequential(*(EncoderBlock(num_hiddens, ffn_hiddens, num_heads, dropout)
+                                    for _ in range(num_blks)))
         self.pos_embedding = nn.Parameter(torch.randn(1, max_len, num_hiddens))
 
     def forward(self, tokens: torch.Tensor, segments: torch.Tensor, valid_lens: torch.Tensor | None) -> torch.Tensor:
@@ -116,7 +118,8 @@ def load_pretrained(folder: str, net: BERTClassifier) -> Vocab:
     return vocab
 
 
-def bert_inputs(premise: list[str], hypothesis: list[str], vocab: Vocab, max_len: int) -> tuple[list[int], list[int], int]:
+def bert_inputs(premise: list[str], hypothesis: list[str], vocab: Vocab,
+                max_len: int) -> tuple[list[int], list[int], int]:
     """``<cls> premise <sep> hypothesis <sep>``: ids, segment ids and valid length, padded to ``max_len``
     (the longer sentence is cut first when the pair does not fit)."""
     p, h = list(premise), list(hypothesis)

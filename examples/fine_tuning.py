@@ -21,7 +21,8 @@ HOTDOG = (DATA_URL + "hotdog.zip", "fba480ffa8aa7e0febbb511d181409f899b9baa5")
 NORMALIZE = transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 
-def hotdog_loaders(data_dir: str, batch_size: int, num_workers: int, limit: int | None) -> tuple[DataLoader, DataLoader]:
+def hotdog_loaders(data_dir: str, batch_size: int, num_workers: int,
+                   limit: int | None) -> tuple[DataLoader, DataLoader]:
     folder = download_extract(*HOTDOG, data_dir, "hotdog")
     train_augs = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
                                      transforms.ToTensor(), NORMALIZE])

@@ -49,7 +49,8 @@ def build(args, train_text) -> tuple[BERTClassifier, Vocab]:
 
 def main(argv: list[str] | None = None) -> None:
     p = example_parser(__doc__.splitlines()[0], epochs=5, batch_size=512, lr=1e-4)
-    p.add_argument("--bert-params", default=None, help="the book's bert.small.torch folder (vocab.json, pretrained.params)")
+    p.add_argument("--bert-params", default=None,
+                   help="the book's bert.small.torch folder (vocab.json, pretrained.params)")
     p.add_argument("--max-len", type=int, default=128, help="tokens per premise/hypothesis pair")
     args = p.parse_args(argv)
     folder = download_extract(*SNLI, args.data_dir, "snli_1.0")

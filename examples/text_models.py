@@ -31,7 +31,8 @@ class BiRNN(nn.Module):
 
 
 class TextCNN(nn.Module):
-    """A trainable and a frozen embedding, 1-d convolutions of several widths, pooled over time (average, as the book's code)."""
+    """A trainable and a frozen embedding, 1-d convolutions of several widths, pooled over time (average, as
+    the book's code)."""
 
     def __init__(self, vocab_size: int, embed_size: int, kernel_sizes: tuple[int, ...] = (3, 4, 5),
                  num_channels: tuple[int, ...] = (100, 100, 100)) -> None:

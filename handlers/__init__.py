@@ -1,7 +1,7 @@
 """Handlers that attach to any Ignite Engine: the book's metrics, timer, history, plots, checkpoints."""
-from handlers.cadence import BOOK_POINTS, BookCadence, book_cadence, epoch_fraction
-from handlers.checkpoint import CheckpointError, RngState, attach_checkpoints, load_checkpoint
-from handlers.contract import StepOutput
+from handlers.cadence import BOOK_POINTS, BookCadence, BookEvents, book_cadence, book_points, epoch_fraction
+from handlers.checkpoint import CheckpointError, Checkpoints, RngState, attach_checkpoints, load_checkpoint
+from handlers.contract import StepOutput, UpdateEvents
 from handlers.guards import Interrupt, NonFiniteGuard
 from handlers.history import History
 from handlers.lr_schedule import attach_lr_scheduler
@@ -11,6 +11,7 @@ from handlers.plot import (
     WeightsScalarHandler, attach_book_plot, global_step_from_engine, save_png,
 )
 from handlers.progress import attach_progress
+from handlers.running import RunningMetrics
 from handlers.stopping import attach_early_stopping
 from handlers.throughput import StepTimer
 from handlers.visdom_server import LocalVisdom
@@ -18,7 +19,11 @@ from handlers.visdom_server import LocalVisdom
 
 __all__ = [
     "StepOutput",
+    "UpdateEvents",
     "BOOK_POINTS",
+    "BookEvents",
+    "book_points",
+    "RunningMetrics",
     "BookCadence",
     "book_cadence",
     "epoch_fraction",
@@ -45,6 +50,7 @@ __all__ = [
     "Interrupt",
     "RngState",
     "attach_checkpoints",
+    "Checkpoints",
     "load_checkpoint",
     "CheckpointError",
 ]

@@ -1,10 +1,14 @@
 """The book's plot cadence, decided once: about 5 points during an epoch plus its last batch."""
 from __future__ import annotations
 
-from ignite.engine import Engine, Events
+import weakref
+from collections.abc import Callable
+
+from ignite.engine import Engine, EventEnum, Events
 from ignite.metrics.metric import MetricUsage
 
-__all__ = ["book_cadence", "BOOK_POINTS", "BookCadence", "epoch_fraction"]
+__all__ = ["book_cadence", "BOOK_POINTS", "BookCadence", "BookEvents", "book_points", "take_book_points",
+           "epoch_fraction"]
 
 def _position(engine: Engine) -> tuple[int, int | None]:
     n = engine.state.epoch_length
@@ -46,3 +50,35 @@ class BookCadence(MetricUsage):
             completed=Events.ITERATION_COMPLETED(event_filter=book_cadence),
             iteration_completed=Events.ITERATION_COMPLETED,
         )
+
+
+class BookEvents(EventEnum):
+    """``BOOK_POINT``: a book point whose running figures are computed. Everything that reads them (plots,
+    the NaN guard, DDP's stop agreement, your handlers) attaches here, in the recipe's stage order."""
+
+    BOOK_POINT = "book_point"
+
+
+_firers: weakref.WeakKeyDictionary[Engine, Callable[[Engine], None]] = weakref.WeakKeyDictionary()
+
+
+def book_points(engine: Engine) -> BookEvents:
+    """``BookEvents.BOOK_POINT`` on ``engine``, made to fire: by ``RunningMetrics`` once they are attached
+    (after computing the figures), else at the book's cadence itself."""
+    if not engine.has_registered_events(BookEvents.BOOK_POINT):
+        engine.register_events(*BookEvents)
+        _firers[engine] = _fire
+        engine.add_event_handler(BOOK_POINTS, _fire)
+    return BookEvents.BOOK_POINT
+
+
+def take_book_points(engine: Engine) -> BookEvents:
+    """For the one handler that computes the figures: the caller fires ``BOOK_POINT`` from now on."""
+    book_points(engine)
+    if _firers.pop(engine, None) is not None:
+        engine.remove_event_handler(_fire, Events.ITERATION_COMPLETED)
+    return BookEvents.BOOK_POINT
+
+
+def _fire(engine: Engine) -> None:
+    engine.fire_event(BookEvents.BOOK_POINT)

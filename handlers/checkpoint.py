@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import ignite.distributed as idist
@@ -20,7 +21,8 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
-__all__ = ["RngState", "attach_checkpoints", "find_checkpoint", "read_checkpoint", "check_checkpoint", "load_checkpoint", "CheckpointError"]
+__all__ = ["RngState", "Checkpoints", "attach_checkpoints", "find_checkpoint", "read_checkpoint", "check_checkpoint",
+           "load_checkpoint", "CheckpointError"]
 
 
 class CheckpointError(ValueError):
@@ -132,26 +134,41 @@ def checkpoint_size(to_save: Mapping[str, Any]) -> int:
     return 3 * weights + 1_000_000
 
 
+@dataclass(frozen=True)
+class Checkpoints:
+    """The run's checkpoint handlers (all None when it keeps none): ``last`` every epoch, ``best`` at the
+    best score, ``interrupted`` not attached, called on Ctrl-C to save mid-epoch."""
+
+    last: Checkpoint | None = None
+    best: Checkpoint | None = None
+    interrupted: Checkpoint | None = None
+
+    def last_file(self, which: str = "last") -> str | None:
+        """The file ``which`` handler wrote last (Ignite's ``last_checkpoint`` includes its folder)."""
+        handler = getattr(self, which)
+        return None if handler is None or handler.last_checkpoint is None else str(handler.last_checkpoint)
+
+
 def attach_checkpoints(
     trainer: Engine, to_save: Mapping[str, Any], folder: str, score: Callable[[Engine], float] | None = None
-) -> dict[str, Checkpoint]:
+) -> Checkpoints:
     """Save ``to_save`` after every epoch (and at the best ``score``, higher is better) into ``folder``.
 
-    Attach last, so the files hold the epoch's evaluation, history and plot points. The returned
-    ``"interrupted"`` handler is not attached: call it to save mid-epoch (Ctrl-C).
+    Attach last, so the files hold the epoch's evaluation, history and plot points.
     """
     if idist.get_rank() == 0:  # only rank 0 writes (Ignite's DiskSaver)
         check_folder(folder, checkpoint_size(to_save))
-    handlers = {"last": Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix="last", n_saved=1,
-                                   global_step_transform=_epoch)}
-    if score is not None:
-        handlers["best"] = (Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix="best", n_saved=1, score_function=score,
-                                   score_name="test_acc", global_step_transform=_epoch))
-    for handler in handlers.values():
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, handler)
-    handlers["interrupted"] = Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix="interrupted",
-                                         n_saved=1, global_step_transform=lambda e, _: e.state.iteration)
-    return handlers
+
+    def saver(prefix: str, **kw: Any) -> Checkpoint:
+        return Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix=prefix, n_saved=1, **kw)
+
+    last = saver("last", global_step_transform=_epoch)
+    best = None if score is None else saver("best", score_function=score, score_name="test_acc",
+                                            global_step_transform=_epoch)
+    for handler in (last, best):
+        if handler is not None:
+            trainer.add_event_handler(Events.EPOCH_COMPLETED, handler)
+    return Checkpoints(last, best, saver("interrupted", global_step_transform=lambda e, _: e.state.iteration))
 
 
 def _epoch(engine: Engine, _event: Any) -> int:

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, EventEnum, Events
 
-__all__ = ["StepOutput", "BOOK_KEYS", "step_output", "optimizer_steps", "grad_scaler", "publishes_step_output",
-           "step_started"]
+__all__ = ["StepOutput", "BOOK_KEYS", "UpdateEvents", "update_events", "step_output", "optimizer_steps", "grad_scaler",
+           "publishes_step_output", "step_started"]
 
 
 class StepOutput(TypedDict):
@@ -28,6 +28,24 @@ class StepOutput(TypedDict):
 
 
 BOOK_KEYS: tuple[str, ...] = tuple(StepOutput.__annotations__)
+
+
+class UpdateEvents(EventEnum):
+    """The seam for per-update work (schedules, EMA of weights, SWA, a gradient-norm plot): with gradient
+    accumulation an update is every k batches, not every iteration. This project's trainer fires them
+    inside its step and counts updates in ``state.optimizer_steps`` (so ``every=`` / ``once=`` filters
+    count updates, and the count is checkpointed)."""
+
+    UPDATE_STARTED = "update_started"  # before the first batch of an update's group is computed
+    UPDATE_COMPLETED = "update_completed"  # after ``optimizer.step()``; ``state.optimizer_steps`` counts it
+
+
+def update_events(engine: Engine) -> tuple[Any, Any]:
+    """``(started, completed)`` of one optimizer update on ``engine``: ``UpdateEvents`` where the trainer
+    fires them, else an iteration's (an Engine not built here updates once per batch)."""
+    if engine.has_registered_events(UpdateEvents.UPDATE_COMPLETED):
+        return UpdateEvents.UPDATE_STARTED, UpdateEvents.UPDATE_COMPLETED
+    return Events.ITERATION_STARTED, Events.ITERATION_COMPLETED
 
 
 def publishes_step_output(engine: Engine) -> bool:

@@ -1,7 +1,8 @@
 """Two ways a run stops early and loses nothing: a non-finite loss, and Ctrl-C.
 
-``NonFiniteGuard`` only keeps a reference to each step's loss (no kernel, no host sync) and looks at
-them where the book's figures are read anyway (one sync there); on a bad loss it names the first bad
+``NonFiniteGuard`` keeps the per-step losses the book's running figures fold (no kernel, no host sync
+of its own) and looks at them at each book point, where the figures are read anyway (one sync there);
+on a bad loss it names the first bad
 iteration and terminates the trainer before the epoch's checkpoint could overwrite the last good one.
 ``Interrupt`` turns the first Ctrl-C into ``trainer.terminate()`` at the end of the current step (a
 second one stops at once).
@@ -17,8 +18,8 @@ import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
-from handlers.cadence import BOOK_POINTS
-from handlers.contract import step_output
+from handlers.cadence import book_points
+from handlers.running import RunningMetrics
 
 __all__ = ["NonFiniteGuard", "Interrupt", "Stopped", "STOP_SIGNALS"]
 
@@ -29,15 +30,11 @@ class NonFiniteGuard:
         self.iteration: int | None = None  # the first iteration whose loss was nan or inf
         self.epoch: int | None = None
 
-    def attach(self, trainer: Engine, check: Any = BOOK_POINTS) -> NonFiniteGuard:
-        """Watch every step; look at ``check`` (default: the book's plot points, also each epoch's end)."""
-        trainer.add_event_handler(Events.ITERATION_COMPLETED, self.watch)
-        trainer.add_event_handler(check, self.check)
+    def attach(self, trainer: Engine) -> NonFiniteGuard:
+        """Watch every step's loss through the trainer's running figures; look at each book point."""
+        RunningMetrics.on(trainer).watchers.append(self.add)
+        trainer.add_event_handler(book_points(trainer), self.check)
         return self
-
-    def watch(self, engine: Engine) -> None:
-        """Keep this step's loss (a reference: no kernel, no sync)."""
-        self.add(engine.state.iteration, step_output(engine, "NonFiniteGuard", ("loss",))["loss"])
 
     def add(self, first_iteration: int, losses: torch.Tensor) -> None:
         """Keep the losses of consecutive iterations from ``first_iteration`` (one tensor, 0-dim or 1-d)."""
@@ -87,11 +84,9 @@ class Interrupt:
         self.signum: int | None = None  # the signal that asked for the stop
         self._previous: dict[int, Any] = {}
 
-    def attach(self, trainer: Engine, agree_at_book_points: bool = True) -> Interrupt:
-        """``agree_at_book_points=False`` when another handler calls ``agree`` at the book's points."""
+    def attach(self, trainer: Engine) -> Interrupt:
         trainer.add_event_handler(Events.STARTED, self._install)
-        if agree_at_book_points:
-            trainer.add_event_handler(BOOK_POINTS, self.agree)
+        trainer.add_event_handler(book_points(trainer), self.agree)
         trainer.add_event_handler(Events.TERMINATE, self._stopped)
         trainer.add_event_handler(Events.COMPLETED, self.restore)
         return self

@@ -3,55 +3,62 @@
 Ignite dispatches every handler of an event, and every event filter, on every iteration. The book's
 figures need, per step: stop the step timer and keep the batch's statistics; the running loss and
 accuracy, the example count and the NaN guard's window only need them at the book's points. So
-``RunningFigures`` keeps a reference to each step's ``StepOutput`` (no kernel, no sync) and folds them
+``RunningMetrics`` keeps a reference to each step's ``StepOutput`` (no kernel, no sync) and folds them
 into the metrics in one stacked sum every ``FOLD`` steps and at each book point, where it then
-computes the figures and runs what reads them (the guard's look, DDP's stop agreement). An Engine not
-built by this project's factories is folded every step: its step may reuse its output. Each piece
-(``StepTimer``, ``BookLoss``, ``BookAccuracy``, ``NonFiniteGuard``) still attaches alone to any Engine.
+computes the figures and fires ``BookEvents.BOOK_POINT`` for what reads them (plots, the NaN guard,
+DDP's stop agreement). An Engine not built by this project's factories is folded every step: its step
+may reuse its output. ``RunningMetrics.on(trainer)`` is the one attached to a trainer (attached on
+first use): the NaN guard gets each fold's losses from it.
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
 
-from handlers.cadence import book_cadence
+from handlers.cadence import BookEvents, book_cadence, take_book_points
 from handlers.contract import publishes_step_output, step_output
-from handlers.guards import NonFiniteGuard
 from handlers.metrics import BookAccuracy, BookLoss
 from handlers.throughput import StepTimer
 
-__all__ = ["RunningFigures", "FOLD"]
+__all__ = ["RunningMetrics", "FOLD"]
 
 FOLD = 64
 """Steps kept before they are summed: bounds what is held, and costs one stacked sum per 64 steps."""
 
+LossWatcher = Callable[[int, torch.Tensor], Any]  # (first iteration, the losses of consecutive steps)
+_attached: weakref.WeakKeyDictionary[Engine, RunningMetrics] = weakref.WeakKeyDictionary()
 
-class RunningFigures:
+
+class RunningMetrics:
     """``state.metrics["loss"]``, ``["acc"]`` at the book's points and ``["examples/sec"]`` at epoch end."""
 
-    def __init__(self, device: torch.device | str = "cpu", guard: NonFiniteGuard | None = None) -> None:
+    def __init__(self, device: torch.device | str = "cpu") -> None:
         self.timer = StepTimer(device)
         self.metrics = {"loss": BookLoss(), "acc": BookAccuracy()}
-        self.guard = guard
-        self.at_points: list[Callable[[Engine], Any]] = []  # what reads the figures, in the order added
+        self.watchers: list[LossWatcher] = []  # given each fold's per-step losses (the NaN guard)
         self._pending: list[Mapping[str, Any]] = []  # the steps' statistics since the last fold
         self._first = 0  # the iteration of _pending[0]
         self._source: str | None = None  # the state field holding the statistics, checked on the first step
         self._fold_every = FOLD
 
-    def attach(self, trainer: Engine) -> RunningFigures:
+    @classmethod
+    def on(cls, trainer: Engine) -> RunningMetrics:
+        """The figures attached to ``trainer``; attached now (timed on the host) when it has none."""
+        return _attached.get(trainer) or cls().attach(trainer)
+
+    def attach(self, trainer: Engine) -> RunningMetrics:
+        if trainer in _attached:
+            raise ValueError("this trainer already has the book's running figures; use RunningMetrics.on(trainer)")
+        _attached[trainer] = self
+        take_book_points(trainer)
         trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
         self.timer.attach_start(trainer)
         trainer.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
-        return self
-
-    def at_book_points(self, handler: Callable[[Engine], Any]) -> RunningFigures:
-        """Run ``handler`` at each book point, after the figures are computed (no filter of its own)."""
-        self.at_points.append(handler)
         return self
 
     def state_dict(self) -> dict[str, Any]:
@@ -69,7 +76,7 @@ class RunningFigures:
     def _iteration_completed(self, engine: Engine) -> None:
         self.timer.lap(engine)
         if self._source is None:
-            step_output(engine, "RunningFigures")  # names the missing keys of an Engine not built by our factories
+            step_output(engine, "RunningMetrics")  # names the missing keys of an Engine not built by our factories
             ours = publishes_step_output(engine)
             # our step makes a fresh StepOutput each time; another step's output might be reused in place
             self._source, self._fold_every = ("step_output", FOLD) if ours else ("output", 1)
@@ -82,8 +89,7 @@ class RunningFigures:
         if point:
             for name, metric in self.metrics.items():
                 metric.completed(engine, name)
-            for handler in self.at_points:
-                handler(engine)
+            engine.fire_event(BookEvents.BOOK_POINT)
 
     def _epoch_completed(self, engine: Engine) -> None:
         self._fold(engine)
@@ -101,15 +107,16 @@ class RunningFigures:
             else:
                 losses, correct = _stack([s["loss"] for s in pending]), _stack([s["correct"] for s in pending]).sum()
                 loss = losses.sum()
-            examples, predictions = sum(int(s["examples"]) for s in pending), sum(int(s["predictions"]) for s in pending)
+            examples = sum(int(s["examples"]) for s in pending)
+            predictions = sum(int(s["predictions"]) for s in pending)
         except (KeyError, TypeError):
-            step_output(engine, "RunningFigures")  # raises, naming the keys this Engine's output lacks
+            step_output(engine, "RunningMetrics")  # raises, naming the keys this Engine's output lacks
             raise
         self.metrics["loss"].update((loss, examples))  # out of place: a value reused by its step is already read
         self.metrics["acc"].update((correct, predictions))
         self.timer.count(examples)
-        if self.guard is not None:
-            self.guard.add(self._first, losses)
+        for watch in self.watchers:
+            watch(self._first, losses)
 
 
 def _stack(values: list[Any]) -> torch.Tensor:

@@ -1,7 +1,6 @@
 """Early stopping on a chosen figure, through Ignite's own ``EarlyStopping``."""
 from __future__ import annotations
 
-from collections.abc import Callable
 
 from ignite.engine import Engine, Events
 from ignite.handlers import EarlyStopping
@@ -30,7 +29,10 @@ def attach_early_stopping(
         raise ValueError(f"early stopping patience must be a whole number >= 1, got {patience!r}")
     source, key, mode = STOP_METRICS[metric]
     engine = evaluator if source == "evaluator" else trainer
-    score: Callable[[Engine], float] = lambda _: float(engine.state.metrics[key])
+
+    def score(_: Engine) -> float:
+        return float(engine.state.metrics[key])
+
     stopper = EarlyStopping(patience, score, trainer, threshold=min_delta, mode=mode)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, stopper)
     return stopper

@@ -27,7 +27,8 @@ def test_overhead_quick_prints_each_figure_with_its_target():
                           timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    assert re.search(r"per-iteration overhead .*: -?[\d.]+ us \(target <= 25 us\); a bare Ignite Engine .*: -?[\d.]+ us", out)
+    assert re.search(r"per-iteration overhead .*: -?[\d.]+ us \(target <= 25 us\); "
+                     r"a bare Ignite Engine .*: -?[\d.]+ us", out)
     assert re.search(r"fixed cost of a call, plots off: [\d.]+ ms \(target <= 30 ms\)", out)
     assert re.search(r"plots to a live local server: [\d.]+ ms with your VisdomPlotter, [\d.]+ ms with plot=True .* "
                      r"\(target <= 30 ms\); the server's one-time start: \d+ ms", out)

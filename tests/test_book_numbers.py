@@ -77,7 +77,7 @@ def test_history_and_net_left_in_eval_mode(digits):
     train_iter, test_iter = loaders(*digits, 300, 100, 100)
     net = small_cnn()
     history = train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"),
-                                       torch.optim.SGD(net.parameters(), lr=0.05), 2, CPU, progress=False, verbose=False)
+                         torch.optim.SGD(net.parameters(), lr=0.05), 2, CPU, progress=False, verbose=False)
     assert len(history.train_loss) == len(history.test_acc) == len(history.examples_per_sec) == 2
     assert all(0 <= a <= 1 for a in history.train_acc + history.test_acc)
     assert not net.training

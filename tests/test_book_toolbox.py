@@ -82,7 +82,8 @@ def test_train_ch6_prints_the_books_lines(digits):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             train(lenet_like(), tr, te, 3, 0.9, torch.device("cpu"), **({"plot": False} if train is train_ch6 else {}))
-        outputs.append([line for line in out.getvalue().splitlines() if re.match(r"(training on|loss |[\d.]+ ex)", line)])
+        lines = out.getvalue().splitlines()
+        outputs.append([line for line in lines if re.match(r"(training on|loss |[\d.]+ ex)", line)])
     ours, book = outputs
     assert ours[:2] == book[:2] == ["training on cpu", book[1]] and book[1].startswith("loss ")
     assert re.fullmatch(r"[\d.]+ examples/sec on cpu", ours[2]) and book[2].endswith("examples/sec on cpu")
@@ -108,7 +109,8 @@ def server(tmp_path_factory):
 
 
 def test_animator_draws_what_the_books_animator_draws(server):
-    adds = [(0.2, (2.1, 0.3, None)), (0.4, (1.5, 0.5, None)), (1.0, (0.9, 0.7, 0.65)), ([1.5, 1.5, 2], (0.5, None, 0.8))]
+    adds = [(0.2, (2.1, 0.3, None)), (0.4, (1.5, 0.5, None)), (1.0, (0.9, 0.7, 0.65)),
+            ([1.5, 1.5, 2], (0.5, None, 0.8))]
     kwargs = dict(xlabel="epoch", xlim=[1, 2], legend=["train loss", "train acc", "test acc"], yscale="log")
     book = d2l.Animator(**kwargs)
     plotter = VisdomPlotter(server.url, "animator-test")

@@ -22,7 +22,8 @@ def record(cls: type[ignite.engine.Engine]) -> list:
     seen: list = []
     engine = cls(lambda e, batch: batch * 2)
     engine.register_events(*Custom)
-    engine.add_event_handler(Events.STARTED, lambda e, tag, n=0: seen.append(("started", tag, n, e is engine)), "a", n=3)
+    engine.add_event_handler(Events.STARTED, lambda e, tag, n=0: seen.append(("started", tag, n, e is engine)),
+                             "a", n=3)
     engine.add_event_handler(Events.ITERATION_COMPLETED(every=2), lambda e: seen.append(("it", e.state.output)))
     engine.add_event_handler(Events.EPOCH_COMPLETED, lambda: seen.append("no-engine handler"))
     engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.fire_event(Custom.PING))
@@ -79,3 +80,17 @@ def test_the_error_that_ends_a_run_is_raised_not_logged_twice_more(caplog):
             engine.run([1], max_epochs=1)
         logged[cls] = [r.getMessage() for r in caplog.records if "terminating due to exception" in r.getMessage()]
     assert logged[Engine] == [] and len(logged[ignite.engine.Engine]) == 2  # Ignite's own Engine keeps its lines
+
+
+def test_fire_registered_dispatches_as_fire_event():
+    def calls(fire):
+        seen: list = []
+        engine = Engine(lambda e, batch: fire(e))
+        engine.register_events(*Custom)
+        engine.add_event_handler(Custom.PING, lambda e, tag="x": seen.append((e.state.iteration, tag)), tag="t")
+        engine.add_event_handler(Custom.PING, lambda: seen.append("no-engine handler"))
+        engine.run(range(3), max_epochs=1)
+        return seen
+
+    assert calls(lambda e: e.fire_registered(Custom.PING)) == calls(lambda e: e.fire_event(Custom.PING))
+    assert calls(lambda e: e.fire_registered(Custom.PING))[:2] == [(1, "t"), "no-engine handler"]

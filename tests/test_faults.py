@@ -47,7 +47,8 @@ def test_ctrl_c_stops_cleanly_saves_flushes_and_resumes(digits, tmp_path, capsys
 
 
 def _ctrl_c_then_resume(digits, tmp_path, capsys):
-    with VisdomPlotter("http://127.0.0.1:9", "sigint", out_dir=str(tmp_path / "plots"), connect_timeout=0.2) as plotter, \
+    plots = str(tmp_path / "plots")
+    with VisdomPlotter("http://127.0.0.1:9", "sigint", out_dir=plots, connect_timeout=0.2) as plotter, \
             pytest.raises(KeyboardInterrupt):
         run(digits, tmp_path / "ck", 3, [at(15, lambda _: os.kill(os.getpid(), signal.SIGINT))], plot=plotter)
     err = capsys.readouterr().err

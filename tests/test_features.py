@@ -123,7 +123,8 @@ def _lrs(tr, te, scheduler_for, every, out_dir=None, **kw):
     net = small_cnn()
     opt = torch.optim.SGD(net.parameters(), 0.1)
     sched = scheduler_for(opt)
-    plotter = VisdomPlotter("http://127.0.0.1:9", "lr-test", out_dir=out_dir, connect_timeout=0.2) if kw.pop("plot_lr", False) else False
+    plotter = VisdomPlotter("http://127.0.0.1:9", "lr-test", out_dir=out_dir, connect_timeout=0.2) \
+        if kw.pop("plot_lr", False) else False
     train_ch13(net, tr, te, CE, opt, 3, CPU, verbose=False, lr_scheduler=sched, scheduler_every=every,
                plot=plotter, plot_lr=bool(plotter), **kw)
     return sched, plotter
@@ -144,7 +145,8 @@ def test_ignite_param_scheduler_per_epoch_and_accumulation_per_update(digits):
     X, y = digits
     tr, te = loaders(X, y, 160, 64, 32)
     sched, _ = _lrs(tr, te, lambda o: CosineAnnealingScheduler(o, "lr", 0.1, 0.0, cycle_size=4), "epoch")
-    assert sched.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * (1 + math.cos(math.pi * 2 / 4)) / 2)  # 3rd epoch: t=2 of 4
+    # 3rd epoch: t=2 of 4
+    assert sched.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * (1 + math.cos(math.pi * 2 / 4)) / 2)
     lrs = []
     net = small_cnn()
     opt = torch.optim.SGD(net.parameters(), 0.1)
@@ -175,7 +177,7 @@ def test_early_stopping_stops_at_the_right_epoch(digits):
     ({"early_stopping": 0}, "patience"),
     ({"early_stopping": 2, "early_stopping_metric": "f1"}, "'f1' is unknown"),
     ({"lr_scheduler": "cosine"}, "lr_scheduler must be"),
-    ({"lr_scheduler": None, "scheduler_every": "batch"}, None),
+    ({"lr_scheduler": None, "scheduler_every": "batch"}, "scheduler_every=.batch."),  # checked with no scheduler too
 ])
 def test_bad_options_are_named(digits, kw, message):
     X, y = digits

@@ -154,9 +154,11 @@ def test_a_reader_of_a_non_scalar_is_named_where_it_is_called(digits, tmp_path, 
     tr, te = loaders(*digits, 64, 32, 16)
     net = small_cnn()
     with VisdomPlotter("http://127.0.0.1:9", "bad", out_dir=str(tmp_path), connect_timeout=0.2) as plotter:
-        bad = lambda trainer, _: plotter.attach(trainer, Events.ITERATION_COMPLETED, {"oops": lambda e: value},
-                                                window="mine")
-        with pytest.raises(TypeError, match=rf"plot window 'mine', trace 'oops': the value must be a real number.*{named}"):
+        def bad(trainer, _):
+            return plotter.attach(trainer, Events.ITERATION_COMPLETED, {"oops": lambda e: value}, window="mine")
+
+        expected = rf"plot window 'mine', trace 'oops': the value must be a real number.*{named}"
+        with pytest.raises(TypeError, match=expected):
             train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 2, plot=plotter, verbose=False,
                        checkpoint_dir=str(tmp_path / "ck"), handlers=[bad])
         assert plotter.state_dict()["windows"]["train_ch13"]["opts"]["title"].startswith("train_ch13")  # intact
@@ -185,7 +187,8 @@ def test_a_server_that_is_not_visdom_counts_nothing_as_delivered(digits, tmp_pat
         httpd.shutdown()
     err = capfd.readouterr().err
     assert err.count("but not as a Visdom server does") == 1
-    assert plotter.replay_path and sum(len(d["x"]) for _, m in read_log(plotter.replay_path) for d in m["data"]) == 9  # 4 + 4 + 1
+    assert plotter.replay_path
+    assert sum(len(d["x"]) for _, m in read_log(plotter.replay_path) for d in m["data"]) == 9  # 4 + 4 + 1
 
 
 @pytest.mark.parametrize("line, message", [("[1, 2]", r":2 is not a Visdom log line"),

@@ -16,7 +16,7 @@ from engine import (
     Recipe, Stage, StepOptions, attach_book_metrics, book_recipe, create_evaluator, create_trainer, train_ch13,
 )
 from handlers import BOOK_POINTS, BookAccuracy, BookCadence, BookLoss, NonFiniteGuard, StepTimer
-from handlers.running import RunningFigures
+from handlers.running import RunningMetrics
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
 
@@ -40,7 +40,7 @@ def test_an_engine_without_the_book_keys_is_told_which_keys_and_how(digits):
     tr, _ = loaders(X, y, 32, 0, 16)
     plain = Engine(lambda e, batch: {"loss": torch.tensor(1.0)})
     attach_book_metrics(plain)
-    with pytest.raises(KeyError, match=r"RunningFigures reads the step's loss, correct, examples, predictions, but "
+    with pytest.raises(KeyError, match=r"RunningMetrics reads the step's loss, correct, examples, predictions, but "
                                          r"this Engine's output is \['loss'\]"):
         plain.run(tr, max_epochs=1)
 
@@ -56,7 +56,7 @@ def test_a_step_that_drops_the_keys_later_is_named_too(digits):
 
     plain = Engine(step)
     attach_book_metrics(plain)
-    with pytest.raises(KeyError, match=r"RunningFigures reads .* this Engine's output is \['loss'\]"):
+    with pytest.raises(KeyError, match=r"RunningMetrics reads .* this Engine's output is \['loss'\]"):
         plain.run(tr, max_epochs=1)
 
 
@@ -212,9 +212,8 @@ def test_each_piece_alone_gives_the_fused_handlers_figures(digits):
     batches = [(X[i:i + 16], y[i:i + 16]) for i in range(0, 160, 16)]
 
     def fused(trainer):
-        figures = RunningFigures(guard=NonFiniteGuard()).attach(trainer)
-        figures.at_book_points(figures.guard.check)
-        return figures.timer, figures.guard
+        figures = RunningMetrics().attach(trainer)
+        return figures.timer, NonFiniteGuard().attach(trainer)  # reads the losses RunningMetrics.on(trainer) folds
 
     def alone(trainer):
         timer = StepTimer().attach(trainer)

@@ -59,7 +59,8 @@ def test_empty_data_without_len_is_named_before_the_first_step(digits, which, em
     started = []
     data = (b for b in []) if empty == "generator" else NoLen([])
     with pytest.raises(ValueError, match=rf"{which} yields no batches"):
-        train(digits, epochs=1, handlers=[lambda t, _: t.add_event_handler(Events.STARTED, lambda _: started.append(1))],
+        train(digits, epochs=1,
+              handlers=[lambda t, _: t.add_event_handler(Events.STARTED, lambda _: started.append(1))],
               **{which: data})
     assert not started
 
@@ -143,7 +144,9 @@ def test_a_resumed_schedule_is_rebuilt_for_the_new_total(digits, tmp_path, sched
 
     def run(net, epochs, record, **kw):
         opt, sched = make(net, epochs)
-        seen = lambda t, _: t.add_event_handler(Events.ITERATION_STARTED, lambda _: record.append(opt.param_groups[0]["lr"]))
+        def seen(t, _):
+            t.add_event_handler(Events.ITERATION_STARTED, lambda _: record.append(opt.param_groups[0]["lr"]))
+
         train_ch13(net, tr, te, CE, opt, epochs, plot=False, verbose=False, lr_scheduler=sched, handlers=[seen], **kw)
 
     whole, part = [], []
@@ -296,7 +299,8 @@ def test_archives_extract_only_inside_the_data_folder(tmp_path):
 @pytest.mark.slow
 def test_the_ctrl_c_test_passes_when_the_suite_starts_with_sigint_ignored(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           os.path.join(ROOT, "tests", "test_faults.py") + "::test_ctrl_c_stops_cleanly_saves_flushes_and_resumes"],
+                           os.path.join(ROOT, "tests", "test_faults.py")
+                           + "::test_ctrl_c_stops_cleanly_saves_flushes_and_resumes"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert done.returncode == 0, done.stdout[-2000:]

@@ -115,7 +115,8 @@ def test_saved_runs_are_served_and_compared_with_curves_visible(tmp_path):
         proc.wait(30)
     legend = re.findall(r'class="legendtext"[^>]*>([^<]+)<', dom)
     assert sorted(set(legend)) == sorted(names) and len(legend) == 2 * 4  # 4 windows (3 series + lr), 2 runs each
-    drawn = [d for d in re.findall(r'class="js-line" d="(M[^"]+)"', dom) if not d.startswith("M5,0h")]  # not legend swatches
+    lines = re.findall(r'class="js-line" d="(M[^"]+)"', dom)
+    drawn = [d for d in lines if not d.startswith("M5,0h")]  # not legend swatches
     assert len(drawn) == 8, len(drawn)  # every run's curve is drawn in every window
     assert not _port_open(port)  # SIGTERM left no server behind
 

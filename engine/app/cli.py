@@ -6,10 +6,10 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from engine.app.train_command import add_train
+from handlers.plot.report import runs_path
+
 __all__ = ["main", "build_parser"]
-
-
-from engine.app.train_command import add_train  # noqa: E402
 
 
 def _add_visdom(sub: argparse._SubParsersAction) -> None:
@@ -17,8 +17,8 @@ def _add_visdom(sub: argparse._SubParsersAction) -> None:
                        "the newest run's link", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--port", type=int, default=8097, help="port; a busy one is an error")
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine) or 0.0.0.0 (every interface)")
-    p.add_argument("--env-path", default="runs", help="the runs folder (every runs/*/visdom env is served) or a "
-                   "folder of saved envs")
+    p.add_argument("--env-path", default=runs_path(), help="the runs folder (every runs/*/visdom env is served) or "
+                   "a folder of saved envs ($D2L_IGNITE_RUNS sets the default)")
     p.add_argument("--login", action="store_true",
                    help="require VISDOM_USERNAME / VISDOM_PASSWORD (read from the environment)")
     p.set_defaults(func=_visdom)

@@ -95,7 +95,8 @@ DATASETS = ("digits", "fashion-mnist")
 IMAGE_SIZE = {"digits": 8, "fashion-mnist": 28}
 
 
-def job_loaders(dataset: str, batch_size: int, seed: int = 0, data_dir: str = "../data") -> tuple[DataLoader, DataLoader]:
+def job_loaders(dataset: str, batch_size: int, seed: int = 0,
+                data_dir: str = "../data") -> tuple[DataLoader, DataLoader]:
     if dataset == "digits":
         return digits_loaders(batch_size, seed=seed)
     if dataset == "fashion-mnist":

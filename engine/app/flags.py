@@ -29,6 +29,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def _decay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a decay between 0 and 1 such as 0.999, got {text!r}")
+    return value
+
+
 def device_list(text: str) -> list[str]:
     """``cuda:0,cuda:1`` -> ``["cuda:0", "cuda:1"]``; the names are checked by ``resolve_devices``."""
     return [d.strip() for d in text.split(",") if d.strip()]
@@ -45,6 +55,7 @@ class Option:
     switch: str | None = None  # "flag" (store_true) or "both" (--x / --no-x)
     metavar: str | None = None
     shown_default: str | None = None  # how --help names a default of None
+    covers: tuple[str, ...] = ()  # train_ch13 keywords the app derives from this flag (not passed as given)
 
     @property
     def dest(self) -> str:
@@ -61,7 +72,8 @@ RUN = [
            shown_default="all GPUs, else cpu"),
     Option("--progress", "progress bar on stderr; a line per epoch otherwise", kwarg="progress", switch="both",
            shown_default="a bar when stderr is a terminal"),
-    Option("--out", "run folder for the PNG, checkpoints, replay log and Visdom envs", shown_default="runs/<env>"),
+    Option("--out", "run folder for the PNG, checkpoints, replay log and Visdom envs", shown_default="runs/<env>",
+           covers=("checkpoint_dir",)),
     Option("--plot", "live Visdom plots", switch="both", default=True),
     Option("--visdom", "Visdom server; a local one is started when none answers there", metavar="URL",
            shown_default="$VISDOM_URL or http://127.0.0.1:8097"),
@@ -87,11 +99,15 @@ def _features() -> list[Option]:
 
     return [
         Option("--schedule", "learning-rate schedule over the whole run, stepped per update and plotted",
-               choices=SCHEDULES, default="cosine"),
+               choices=SCHEDULES, default="cosine", covers=("lr_scheduler", "scheduler_every", "plot_lr")),
         Option("--early-stopping", "stop after PATIENCE epochs without improvement", kwarg="early_stopping",
                type=positive_int, metavar="PATIENCE"),
         Option("--early-stopping-metric", "figure early stopping watches", kwarg="early_stopping_metric",
                choices=sorted(STOP_METRICS), default="test_acc"),
+        Option("--test-loss", "compute the test loss each epoch (in the History)", kwarg="test_loss", switch="both",
+               shown_default="when early stopping watches it"),
+        Option("--ema", "keep an exponential moving average of the weights with this DECAY (e.g. 0.999), tested "
+               "each epoch, plotted and checkpointed", kwarg="ema", type=_decay, metavar="DECAY"),
         Option("--resume", "continue from a checkpoint file or run folder (the new run gets its own folder)",
                kwarg="resume", metavar="RUN"),
     ]

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from handlers.plot.report import runs_path
+
 __all__ = ["under_torchrun", "restart_count", "launch", "agree_on_run", "torchrun_pointer"]
 
 
@@ -113,12 +115,12 @@ def _local_rendezvous(addr: str | None, port: int | None) -> dict[str, object]:
     return {"master_addr": addr, "master_port": port}
 
 
-def torchrun_pointer(runs_root: str = "runs") -> str:
+def torchrun_pointer(runs_root: str | None = None) -> str:
     """The file where the first attempt of this torchrun job names its run folder for a restarted one: keyed
     by the job id, the host and the elastic agent (the workers' parent, the same for every attempt)."""
     key = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{os.environ.get('TORCHELASTIC_RUN_ID', 'none')}-"
                  f"{socket.gethostname()}-{os.getppid()}")
-    return os.path.join(runs_root, f".torchrun-{key}")
+    return os.path.join(runs_root or runs_path(), f".torchrun-{key}")
 
 
 def agree_on_run(folder: str, resume: str | None) -> tuple[str, str | None]:

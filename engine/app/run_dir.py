@@ -10,6 +10,7 @@ from engine.app.launch import agree_on_run, restart_count, say, torchrun_pointer
 from handlers.plot.policy import default_plotter, plots_enabled, serving, stop_shared_server
 from handlers.checkpoint import CheckpointError, find_checkpoint
 from handlers.plot import VisdomAddress, VisdomPlotter, new_env, server_url
+from handlers.plot.report import runs_path
 
 __all__ = ["plot_for_run", "new_run_dir", "run_for_rank"]
 
@@ -17,7 +18,7 @@ __all__ = ["plot_for_run", "new_run_dir", "run_for_rank"]
 def new_run_dir(out: str | None, env: str) -> str:
     """A fresh run folder, created exclusively: an existing one (even empty, even made by a run started
     at the same moment) is never reused, so no two runs share or overwrite a folder."""
-    folder = out or os.path.join("runs", env)
+    folder = out or runs_path(env)
     os.makedirs(os.path.dirname(os.path.abspath(folder)), exist_ok=True)
     try:
         os.mkdir(folder)

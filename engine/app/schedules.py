@@ -8,7 +8,8 @@ __all__ = ["SCHEDULES", "make_schedule"]
 SCHEDULES = ("none", "cosine", "onecycle", "multistep")
 
 
-def make_schedule(name: str, optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+def make_schedule(name: str, optimizer: torch.optim.Optimizer,
+                  total_steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
     """A per-iteration schedule over ``total_steps`` updates, starting from the optimizer's rate."""
     lr = optimizer.param_groups[0]["lr"]
     if name == "none":

@@ -13,7 +13,9 @@ from typing import Any
 
 from ignite.handlers import global_step_from_engine
 from ignite.handlers import visdom_logger as ignite_visdom
-from ignite.handlers.visdom_logger import GradsScalarHandler, OptimizerParamsHandler, OutputHandler, WeightsScalarHandler
+from ignite.handlers.visdom_logger import (
+    GradsScalarHandler, OptimizerParamsHandler, OutputHandler, WeightsScalarHandler,
+)
 
 from handlers.plot.plotter import VisdomPlotter
 

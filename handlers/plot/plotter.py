@@ -5,7 +5,6 @@ import atexit
 import inspect
 import os
 import secrets
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +13,7 @@ from typing import Any
 from ignite.engine import Engine
 
 from handlers.plot.png import save_png_in_background, try_save_png
+from handlers.plot.report import runs_path, say
 from handlers.plot.sender import Sender
 from handlers.plot.store import PlotStore
 
@@ -186,18 +186,18 @@ class VisdomPlotter:
         return complete
 
     def _write_replay(self) -> None:
-        folder = self.out_dir or os.path.join("runs", self.env)
+        folder = self.out_dir or runs_path(self.env)
         path = os.path.join(folder, "visdom-replay.log")
         try:
             os.makedirs(folder, exist_ok=True)
             n = self.sender.write_replay(path)
         except OSError as e:
-            print(f"[visdom] points did not reach {self.sender.address} and the replay log cannot be written at "
-                  f"{path} ({e.strerror or e}); give the plotter a writable out_dir", file=sys.stderr, flush=True)
+            say(f"points did not reach {self.sender.address} and the replay log cannot be written at {path} "
+                f"({e.strerror or e}); give the plotter a writable out_dir")
             return
         self.replay_path = path
-        print(f"[visdom] {n} points did not reach {self.sender.address}; they are in {path} "
-              f"(send them later with: d2l-ignite replay {path})", file=sys.stderr, flush=True)
+        say(f"{n} points did not reach {self.sender.address}; they are in {path} "
+            f"(send them later with: d2l-ignite replay {path})")
 
     def state_dict(self) -> dict[str, Any]:
         return {"env": self.env, "windows": self.store.state_dict()}

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 
+from handlers.plot.report import say
 from handlers.plot.store import PlotStore
 from handlers.plot.wire import exclusive_temp
 
@@ -31,7 +31,7 @@ def try_save_png(store: PlotStore, path: str) -> bool:
         return True
     except (OSError, RuntimeError, ValueError) as e:
         why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        print(f"[visdom] could not write {path}: {why}", file=sys.stderr, flush=True)
+        say(f"could not write {path}: {why}")
         return False
 
 

@@ -1,5 +1,6 @@
-"""Where plots go when a caller only says ``plot=True``: one rule for Python, Jupyter and the CLI.
+"""The plot policy: where plots go when a caller only says ``plot=True``, and who owns the plotter.
 
+One rule for Python, Jupyter and the CLI.
 The server at ``$VISDOM_URL`` (default 127.0.0.1:8097) if it answers as Visdom; else, when that
 address is this machine's and no URL was given explicitly, a local server started once per process
 (port 8097 if free, else a free one; 127.0.0.1 only), shared by every run and stopped at exit; else
@@ -9,24 +10,20 @@ from __future__ import annotations
 
 import atexit
 import os
-import sys
 
 from handlers.plot.plotter import VisdomPlotter, new_env, server_url
+from handlers.plot.report import runs_path, say
 from handlers.plot.wire import VisdomAddress
 from handlers.plot.wire import Wire
 from handlers.progress import in_notebook
 from handlers.visdom_server import LocalVisdom, port_in_use
 
-__all__ = ["PLOT_SWITCH", "plots_enabled", "live_url", "shared_server", "serving", "stop_shared_server", "default_plotter",
-           "announce"]
+__all__ = ["PLOT_SWITCH", "plots_enabled", "live_url", "shared_server", "serving", "stop_shared_server",
+           "default_plotter", "run_plotter", "announce"]
 
 PLOT_SWITCH = "D2L_IGNITE_PLOT"
 _LOCAL = ("127.0.0.1", "localhost", "::1")
 _server: LocalVisdom | None = None
-
-
-def _say(text: str) -> None:
-    print(f"[visdom] {text}", file=sys.stderr, flush=True)
 
 
 def plots_enabled() -> bool:
@@ -34,19 +31,20 @@ def plots_enabled() -> bool:
     return os.environ.get(PLOT_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def live_url(url: str | None = None, env_path: str = os.path.join("runs", "visdom")) -> str | None:
+def live_url(url: str | None = None, env_path: str | None = None) -> str | None:
     """A Visdom URL that answers, or None (said once, on stderr) when none can be had."""
     address = VisdomAddress(server_url(url))
     if Wire(address, 1.0, 5.0).is_visdom():
         return address.url
     if url is not None or address.host not in _LOCAL:
-        _say(f"nothing answers as Visdom at {address}; points go to the run's replay log")
+        say(f"nothing answers as Visdom at {address}; points go to the run's replay log")
         return None
     return shared_server(env_path)
 
 
-def shared_server(env_path: str = os.path.join("runs", "visdom")) -> str | None:
-    """This process's local server (started on first use, kept until exit); None when it cannot start."""
+def shared_server(env_path: str | None = None) -> str | None:
+    """This process's local server (started on first use, kept until exit; envs in ``env_path``, default
+    ``runs/visdom``); None when it cannot start."""
     global _server
     if serving() is not None:
         return _server.url
@@ -54,7 +52,7 @@ def shared_server(env_path: str = os.path.join("runs", "visdom")) -> str | None:
     try:
         _server = LocalVisdom(port, env_path=env_path).start()
     except (RuntimeError, OSError, TimeoutError, ValueError) as e:
-        _say(f"could not start a local Visdom server ({str(e).splitlines()[0]}); training goes on, the curves go "
+        say(f"could not start a local Visdom server ({str(e).splitlines()[0]}); training goes on, the curves go "
              "to the run folder's curves.png and replay log")
         return None
     atexit.register(stop_shared_server)
@@ -77,13 +75,26 @@ def stop_shared_server() -> LocalVisdom | None:
 
 
 def default_plotter(out_dir: str | None = None, url: str | None = None, env: str | None = None,
-                    env_path: str = os.path.join("runs", "visdom")) -> VisdomPlotter:
+                    env_path: str | None = None) -> VisdomPlotter:
     """A plotter on a live server (see the module doc) in a fresh env, writing its PNG to ``out_dir``
     (default: ``runs/<env>``); a server started for it keeps its envs in ``env_path``."""
     env = env or new_env()
     live = live_url(url, env_path)
-    return VisdomPlotter(live or server_url(url), env, out_dir=out_dir or os.path.join("runs", env),
+    return VisdomPlotter(live or server_url(url), env, out_dir=out_dir or runs_path(env),
                          live=live is not None)
+
+
+def run_plotter(plot: bool | VisdomPlotter | None, out_dir: str | None = None) -> tuple[VisdomPlotter | None, bool]:
+    """``(plotter, owned)`` for a run's ``plot`` argument: True gives a plotter of the run's own (owned: the run
+    closes it), unless ``$D2L_IGNITE_PLOT=0``; a ``VisdomPlotter`` is the caller's (the run only flushes it);
+    False/None gives none."""
+    if plot is True:
+        return (default_plotter(out_dir), True) if plots_enabled() else (None, False)
+    if plot is None or plot is False:
+        return None, False
+    if not isinstance(plot, VisdomPlotter):
+        raise TypeError(f"plot must be True, False or a handlers.VisdomPlotter, got {type(plot).__name__}")
+    return plot, False
 
 
 def announce(plotter: VisdomPlotter) -> None:

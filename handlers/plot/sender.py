@@ -9,13 +9,13 @@ point. At close, whatever the server never acknowledged goes to a replay log in 
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
 
 import requests
 
+from handlers.plot.report import say
 from handlers.plot.store import PlotStore
 from handlers.plot.wire import NotVisdomError, VisdomAddress, Wire, window_message, write_log
 
@@ -25,8 +25,6 @@ _STOP = object()
 _WAKE = object()  # ends the batching wait: send what is queued now (a flush)
 
 
-def _say(text: str) -> None:
-    print(f"[visdom] {text}", file=sys.stderr, flush=True)
 
 
 class Sender:
@@ -40,7 +38,7 @@ class Sender:
         read_timeout: float = 10.0,
         max_queue: int = 10_000,
         min_interval: float = 0.5,
-        say: Callable[[str], None] = _say,
+        say: Callable[[str], None] = say,
     ) -> None:
         self.address = VisdomAddress(url)
         self.store, self.env, self.say = store, env, say
@@ -147,7 +145,8 @@ class Sender:
                 self._full.update(self.store.windows)  # a restarted server lost what it had
                 if self.down_since is None:
                     self.down_since = time.monotonic()
-                    why = str(e) if isinstance(e, NotVisdomError) else f"cannot reach {self.address} ({type(e).__name__})"
+                    why = str(e) if isinstance(e, NotVisdomError) else \
+                        f"cannot reach {self.address} ({type(e).__name__})"
                     self.say(f"{why}; training goes on, points are kept and sent when it answers")
                     self._notify()
                 if stopping:

@@ -1,33 +1,50 @@
-"""The book's Animator window for train_ch13: train loss/acc at the cadence, test acc per epoch."""
+"""Every window ``train_ch13`` draws, defined here and nowhere else.
+
+The book's Animator window (train loss/acc at the cadence, test acc per epoch, and the EMA weights'
+test acc when they are kept) and the learning-rate window. A new window is a function here and one
+line in the recipe that attaches it (``engine/train_recipe.py``).
+"""
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ignite.engine import Engine, Events
 
-from handlers.cadence import BOOK_POINTS, epoch_fraction
+from handlers.cadence import book_points, epoch_fraction
 from handlers.plot.plotter import VisdomPlotter
 
-__all__ = ["attach_book_plot", "BOOK_LEGEND"]
+__all__ = ["attach_book_plot", "attach_lr_plot", "BOOK_LEGEND", "EMA_TRACE"]
 
 BOOK_LEGEND = ("train loss", "train acc", "test acc")
+EMA_TRACE = "test acc (ema)"
 
 
 def attach_book_plot(
     plotter: VisdomPlotter, trainer: Engine, evaluator: Engine, num_epochs: int, window: str = "train_ch13",
-    title: str | None = None,
+    title: str | None = None, ema_evaluator: Engine | None = None,
 ) -> VisdomPlotter:
     """Attach after the metrics and the evaluation handler, so each point reads fresh values.
 
     A plotter that already has the window (a second run on it) gets a new one, as the book draws a
     new figure per call. The frame holds every point: x from 0 to ``num_epochs``, y from 0 to 1 or
-    up to the largest value (a loss above 1).
+    up to the largest value (a loss above 1). ``ema_evaluator``: its acc is a fourth trace.
     """
     window = plotter.new_window_name(window)
-    plotter.window(window, BOOK_LEGEND, title=f"train_ch13: {title}" if title else f"{plotter.env}: train_ch13",
+    legend = BOOK_LEGEND + ((EMA_TRACE,) if ema_evaluator is not None else ())
+    plotter.window(window, legend, title=f"train_ch13: {title}" if title else f"{plotter.env}: train_ch13",
                    xlabel="epoch", xlim=(0, num_epochs), ylim=(0, 1),
                    extra={"markers": True, "markersize": 5, "width": 640, "height": 420, "grow_y": True})
-    plotter.attach(trainer, BOOK_POINTS,
+    plotter.attach(trainer, book_points(trainer),
                    {"train loss": lambda e: e.state.metrics["loss"], "train acc": lambda e: e.state.metrics["acc"]},
                    x=epoch_fraction, window=window)
-    plotter.attach(trainer, Events.EPOCH_COMPLETED, {"test acc": lambda e: evaluator.state.metrics["acc"]},
-                   x=lambda e: e.state.epoch, window=window)
+    tests: dict[str, Callable[[Engine], float]] = {"test acc": lambda e: evaluator.state.metrics["acc"]}
+    if ema_evaluator is not None:
+        tests[EMA_TRACE] = lambda e: ema_evaluator.state.metrics["acc"]
+    plotter.attach(trainer, Events.EPOCH_COMPLETED, tests, x=lambda e: e.state.epoch, window=window)
+    return plotter
+
+
+def attach_lr_plot(plotter: VisdomPlotter, trainer: Engine, lr: Callable[[], float]) -> VisdomPlotter:
+    """The rate each update used, per iteration (``lr()`` reads it, e.g. ``current_lr(scheduler)``)."""
+    plotter.attach(trainer, Events.ITERATION_COMPLETED, {"lr": lambda _: lr()}, x=epoch_fraction, window="lr")
     return plotter

@@ -114,7 +114,8 @@ def install_assets(npm: str = "npm", say=print) -> list[str]:
             except subprocess.TimeoutExpired:
                 done = None
             if done is None or done.returncode != 0:
-                why = "took over 300 s" if done is None else (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+                lines = [] if done is None else done.stderr.strip().splitlines() or ["no output"]
+                why = "took over 300 s" if done is None else lines[-1][:200]
                 raise RuntimeError(f"fetching Visdom's browser files failed (npm pack {spec}: {why}); is the npm "
                                    "registry reachable (npm config get registry)?")
             tarball = os.path.join(tmp, done.stdout.strip().splitlines()[-1])

@@ -18,6 +18,7 @@ import warnings
 
 import requests
 
+from handlers.plot.report import runs_path, say
 from handlers.visdom_server.assets import install_assets
 
 __all__ = ["LocalVisdom", "free_port", "port_in_use"]
@@ -63,7 +64,7 @@ class LocalVisdom:
         self,
         port: int | None = None,
         host: str = "127.0.0.1",
-        env_path: str = os.path.join("runs", "visdom"),
+        env_path: str | None = None,  # default: runs/visdom
         *,
         login: bool = False,
         install: bool = True,
@@ -72,7 +73,8 @@ class LocalVisdom:
             raise ValueError(f"port must be between 1 and 65535, got {port}")
         if host not in ("127.0.0.1", "0.0.0.0") and not _is_loopback(host):
             raise ValueError(f"host must be 127.0.0.1 (this machine only) or 0.0.0.0 (every interface), got {host!r}")
-        self.host, self.port, self.env_path, self.login, self.install = host, port, env_path, login, install
+        self.host, self.port, self.login, self.install = host, port, login, install
+        self.env_path = env_path or runs_path("visdom")
         self.process: subprocess.Popen | None = None
 
     @property
@@ -84,14 +86,16 @@ class LocalVisdom:
         if self.port is None:
             self.port = free_port(probe)
         elif port_in_use(probe, self.port):
-            raise ValueError(f"port {self.port} is already in use; choose another with --port, or omit it for a free one")
+            raise ValueError(f"port {self.port} is already in use; choose another with --port, or omit it for a "
+                             "free one")
         if self.login and not (os.environ.get("VISDOM_USERNAME") and os.environ.get("VISDOM_PASSWORD")):
-            raise ValueError("login needs VISDOM_USERNAME and VISDOM_PASSWORD in the environment (never on the command line)")
+            raise ValueError("login needs VISDOM_USERNAME and VISDOM_PASSWORD in the environment (never on the "
+                             "command line)")
         if not _is_loopback(self.host) and not self.login:
             warnings.warn(f"Visdom will listen on every interface ({self.host}) without login: anyone who can reach "
                           "this machine sees and edits the plots; use --login or keep 127.0.0.1", stacklevel=2)
         if self.install:
-            install_assets(say=lambda text: print(f"[visdom] {text}", file=sys.stderr))
+            install_assets(say=say)
         os.makedirs(self.env_path, exist_ok=True)
         args = [sys.executable, _SERVE, *([] if _is_loopback(self.host) else ["--any-ip"]), "--",
                 "-port", str(self.port), "-env_path", os.path.abspath(self.env_path)]

@@ -1,0 +1,24 @@
+"""The plot pipeline's one voice (``[visdom] ...`` on stderr) and its one runs folder.
+
+Every message about plots goes through ``say`` so they read alike and can be found by their prefix;
+every default path under the runs folder is made by ``runs_path`` (``$D2L_IGNITE_RUNS``, default
+``runs`` in the working directory), so moving it is one setting.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["say", "runs_path", "RUNS_SETTING"]
+
+RUNS_SETTING = "D2L_IGNITE_RUNS"
+
+
+def say(text: str) -> None:
+    print(f"[visdom] {text}", file=sys.stderr, flush=True)
+
+
+def runs_path(*parts: str) -> str:
+    """A path under the runs folder: ``runs_path(env)`` is a run's folder, ``runs_path("visdom")`` the
+    local server's envs."""
+    return os.path.join(os.environ.get(RUNS_SETTING) or "runs", *parts)
