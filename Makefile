@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 PIP := $(VENV)/bin/python -m pip install -q --no-warn-conflicts
 
-.PHONY: train test check figures env test-env bench
+.PHONY: train test check figures env test-env bench compat
 
 # the main job's needs only
 $(VENV)/.installed: pyproject.toml .ci/constraints.txt
@@ -48,3 +48,10 @@ figures: env
 
 bench: test-env
 	$(VENV)/bin/python -m bench $(ARGS)
+
+# the wheel installed on every Python 3.10-3.13 found here (pyenv), each in a venv of its own kept in
+# ~/.cache/d2l-compat: the main job, a Visdom round trip, the README and the non-slow tests; a table.
+# Long (a first run fetches torch for each Python); not part of `make test`.
+compat: test-env
+	bash .ci/browser
+	$(VENV)/bin/python .ci/compat.py $(ARGS)

@@ -2,12 +2,21 @@
 from __future__ import annotations
 
 import copy
+import os
+import pathlib
 
 import pytest
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+import engine
+
+if os.environ.get("D2L_IGNITE_EXPECT_INSTALLED"):  # make compat: these tests must exercise the installed wheel
+    _repo = pathlib.Path(__file__).resolve().parent.parent
+    if _repo in pathlib.Path(engine.__file__).resolve().parents:
+        raise RuntimeError(f"engine was imported from the checkout ({engine.__file__}), not the installed wheel")
 
 
 @pytest.fixture(scope="session")
