@@ -149,7 +149,7 @@ def test_flush_to_a_refused_port_returns_and_keeps_the_points(tmp_path):
 
 
 @pytest.mark.parametrize("value, named", [(torch.ones(2), r"a \(2,\) float32 tensor"), (None, "a NoneType"),
-                                          (float("inf"), "infinite"), ("0.5", "a str")])
+                                          ("0.5", "a str")])
 def test_a_reader_of_a_non_scalar_is_named_where_it_is_called(digits, tmp_path, value, named):
     tr, te = loaders(*digits, 64, 32, 16)
     net = small_cnn()
@@ -162,6 +162,45 @@ def test_a_reader_of_a_non_scalar_is_named_where_it_is_called(digits, tmp_path, 
             train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 2, plot=plotter, verbose=False,
                        checkpoint_dir=str(tmp_path / "ck"), handlers=[bad])
         assert plotter.state_dict()["windows"]["train_ch13"]["opts"]["title"].startswith("train_ch13")  # intact
+
+
+class _InfOnce(nn.Module):
+    """Per-example cross-entropy, plus an infinite constant at one call: the loss is inf, the gradients finite."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.calls, self.at = 0, at
+
+    def forward(self, y_hat, y):
+        self.calls += 1
+        extra = float("inf") if self.calls == self.at else 0.0
+        return nn.functional.cross_entropy(y_hat, y, reduction="none") + extra
+
+
+def test_an_inf_loss_with_plots_on_is_the_guards_error_and_a_gap_in_the_plot(digits, tmp_path):
+    tr, te = loaders(*digits, 64, 32, 16)  # 4 batches an epoch: every batch is a book point
+    net = small_cnn()
+    with VisdomPlotter("http://127.0.0.1:9", "inf", out_dir=str(tmp_path), connect_timeout=0.2) as plotter:
+        with pytest.raises(FloatingPointError, match="nan or inf at iteration 3"):
+            train_ch13(net, tr, te, _InfOnce(at=3), torch.optim.SGD(net.parameters(), 0.1), 2, plot=plotter,
+                       verbose=False)
+        losses = [y for _, y in plotter.store.points("train_ch13", "train loss")]
+    assert len(losses) == 3 and losses[0] == losses[0] and losses[2] != losses[2]  # the third is a gap (nan)
+    store = PlotStore()
+    store.window("w", {"legend": ["a"]})
+    with pytest.raises(TypeError, match="the x must be a real number.*infinite"):
+        store.add("w", "a", float("inf"), 1.0)
+
+
+def test_a_closed_plotter_is_refused_before_the_first_step(digits, tmp_path):
+    tr, te = loaders(*digits, 64, 32, 16)
+    net, steps = small_cnn(), []
+    plotter = VisdomPlotter("http://127.0.0.1:9", "closed", out_dir=str(tmp_path), connect_timeout=0.2)
+    plotter.close()
+    with pytest.raises(ValueError, match="plot is a closed VisdomPlotter \\(env 'closed'\\)"):
+        train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 1, plot=plotter, verbose=False,
+                   handlers=[lambda t, _: t.add_event_handler(Events.ITERATION_STARTED, lambda e: steps.append(1))])
+    assert steps == []
 
 
 class _NotVisdom(http.server.BaseHTTPRequestHandler):

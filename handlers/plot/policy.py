@@ -94,6 +94,9 @@ def run_plotter(plot: bool | VisdomPlotter | None, out_dir: str | None = None) -
         return None, False
     if not isinstance(plot, VisdomPlotter):
         raise TypeError(f"plot must be True, False or a handlers.VisdomPlotter, got {type(plot).__name__}")
+    if plot.closed:
+        raise ValueError(f"plot is a closed VisdomPlotter (env {plot.env!r}): it takes no more points; make a new "
+                         "one, or pass plot=True")
     return plot, False
 
 

@@ -19,7 +19,9 @@ __all__ = ["PlotStore", "Window", "check_value"]
 
 
 def check_value(value: Any, win: str, trace: str, what: str = "value") -> float | torch.Tensor:
-    """A real scalar: a finite-or-nan number, or a one-element real tensor (read later); else an error."""
+    """A real scalar: a number, or a one-element real tensor (read later); else an error. An infinite value
+    is drawn as a gap (nan: JSON cannot hold it, and whether the run goes on is the NaN guard's call); an
+    infinite x has no place on the axis and is an error."""
     if isinstance(value, torch.Tensor):
         if value.numel() == 1 and not value.is_complex() and value.dtype != torch.bool:
             return value.detach().reshape(())
@@ -28,11 +30,13 @@ def check_value(value: Any, win: str, trace: str, what: str = "value") -> float 
         number = float(value)
         if not math.isinf(number):
             return number
+        if what == "value":
+            return math.nan
         got = f"{number} (infinite)"
     else:
         got = f"a {type(value).__name__}"
     raise TypeError(f"plot window {win!r}, trace {trace!r}: the {what} must be a real number or a one-element "
-                    f"tensor (finite or nan), got {got}; return e.g. engine.state.metrics['loss'] from the reader")
+                    f"tensor, got {got}; return e.g. engine.state.metrics['loss'] from the reader")
 
 
 def _settled(value: float | torch.Tensor) -> float:
