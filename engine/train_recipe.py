@@ -70,7 +70,6 @@ class BookRecipe(Recipe):
     def finish(self, verbose: bool = True, speak: bool = True) -> History | BaseException:
         """The book's closing lines and the History; or the error that stopped the run (nan loss, Ctrl-C),
         returned for the caller to raise once the run's objects are let go."""
-        self.interrupt.restore()
         if self.guard.iteration is not None:
             return FloatingPointError(self.guard.message(self.checkpoints.last_file()))
         if verbose and self.history.train_loss:

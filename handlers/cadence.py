@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 
 from ignite.engine import Engine, EventEnum, Events
 from ignite.metrics.metric import MetricUsage
@@ -59,7 +58,7 @@ class BookEvents(EventEnum):
     BOOK_POINT = "book_point"
 
 
-_firers: weakref.WeakKeyDictionary[Engine, Callable[[Engine], None]] = weakref.WeakKeyDictionary()
+_fired_by_cadence: weakref.WeakSet[Engine] = weakref.WeakSet()  # BOOK_POINT comes from _fire on these
 
 
 def book_points(engine: Engine) -> BookEvents:
@@ -67,7 +66,7 @@ def book_points(engine: Engine) -> BookEvents:
     (after computing the figures), else at the book's cadence itself."""
     if not engine.has_registered_events(BookEvents.BOOK_POINT):
         engine.register_events(*BookEvents)
-        _firers[engine] = _fire
+        _fired_by_cadence.add(engine)
         engine.add_event_handler(BOOK_POINTS, _fire)
     return BookEvents.BOOK_POINT
 
@@ -75,7 +74,8 @@ def book_points(engine: Engine) -> BookEvents:
 def take_book_points(engine: Engine) -> BookEvents:
     """For the one handler that computes the figures: the caller fires ``BOOK_POINT`` from now on."""
     book_points(engine)
-    if _firers.pop(engine, None) is not None:
+    if engine in _fired_by_cadence:
+        _fired_by_cadence.discard(engine)
         engine.remove_event_handler(_fire, Events.ITERATION_COMPLETED)
     return BookEvents.BOOK_POINT
 

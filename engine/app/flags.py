@@ -19,21 +19,23 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
+def _number(text: str) -> float:
+    """``float(text)``, or nan (which every range check below refuses) for what is not a number."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        value = -1.0
+        return float("nan")
+
+
+def positive_float(text: str) -> float:
+    value = _number(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
 def _decay(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+    value = _number(text)
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a decay between 0 and 1 such as 0.999, got {text!r}")
     return value
