@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 PIP := $(VENV)/bin/python -m pip install -q --no-warn-conflicts
 
-.PHONY: train test check figures env test-env bench compat
+.PHONY: train test check figures env test-env bench compat gpu-check
 
 # the main job's needs only
 $(VENV)/.installed: pyproject.toml .ci/constraints.txt
@@ -55,3 +55,8 @@ bench: test-env
 compat: test-env
 	bash .ci/browser
 	$(VENV)/bin/python .ci/compat.py $(ARGS)
+
+# the prepared check for a lent GPU (no venv: the GPU machine's own Python and torch, plus the wheels in
+# .whl/ that `python3 -m bench.gpu_check --fetch-wheels 3.12` downloads here); report in $(OUT) or ./gpu-check
+gpu-check:
+	$(PYTHON) -m bench.gpu_check $(OUT) $(ARGS)

@@ -34,7 +34,7 @@ from engine.updater import Updater
 from handlers import LocalVisdom, VisdomPlotter
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
-CPU = torch.device("cpu")
+DEV = torch.device("cpu")  # set by --device
 
 
 def batches(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -47,7 +47,7 @@ def hand_epoch(net: nn.Module, updater: Updater, data: list) -> float:
     options = StepOptions()
     t0 = time.perf_counter()
     for X, y in data:
-        train_batch(net, net, X.to(CPU, non_blocking=True), y.to(CPU, non_blocking=True), LOSS, updater, options, CPU)
+        train_batch(net, net, X.to(DEV, non_blocking=True), y.to(DEV, non_blocking=True), LOSS, updater, options, DEV)
     return time.perf_counter() - t0
 
 
@@ -60,8 +60,8 @@ def bare_engine(net: nn.Module, optimizer: torch.optim.Optimizer, data: list, ep
     updater, options = Updater(optimizer, net.parameters()), StepOptions()
 
     def step(_: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> object:
-        return train_batch(net, net, batch[0].to(CPU, non_blocking=True), batch[1].to(CPU, non_blocking=True), LOSS,
-                           updater, options, CPU)[0]
+        return train_batch(net, net, batch[0].to(DEV, non_blocking=True), batch[1].to(DEV, non_blocking=True), LOSS,
+                           updater, options, DEV)[0]
     return Engine(step), lambda: None
 
 
@@ -103,7 +103,7 @@ def fixed_cost(plot: VisdomPlotter | bool, repeats: int) -> float:
             t.add_event_handler(Events.ITERATION_COMPLETED(once=20),
                                 lambda _: marks.setdefault("last", time.perf_counter())))
         t0 = time.perf_counter()
-        train_ch13(net, data, data[:1], LOSS, torch.optim.SGD(net.parameters(), 0.01), 1, ["cpu"], plot=plot,
+        train_ch13(net, data, data[:1], LOSS, torch.optim.SGD(net.parameters(), 0.01), 1, [DEV], plot=plot,
                    verbose=False, progress=False, handlers=[timing])
         t1 = time.perf_counter()
         costs.append((marks["first"] - t0 + t1 - marks["last"]) * 1e3)
@@ -136,17 +136,17 @@ def whole_call(repeats: int) -> tuple[float, ...]:
     from bench import variants
     from bench.workloads import data, model
 
-    train, test = data("lenet", "device", 256, 24, CPU)
+    train, test = data("lenet", "device", 256, 24, DEV)
 
     def hand() -> float:
         net, t0 = model("lenet"), time.perf_counter()
-        variants.hand(net, train, test, CPU, 2)
+        variants.hand(net, train, test, DEV, 2)
         return time.perf_counter() - t0
 
     def ours() -> float:
         net, t0 = model("lenet"), time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):
-            train_ch13(net, train, test, LOSS, torch.optim.Adam(net.parameters(), 1e-3), 2, [CPU], plot=False)
+            train_ch13(net, train, test, LOSS, torch.optim.Adam(net.parameters(), 1e-3), 2, [DEV], plot=False)
         return time.perf_counter() - t0
 
     hand(), ours()  # warm-up
@@ -167,7 +167,11 @@ def whole_call(repeats: int) -> tuple[float, ...]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="CI-sized: fewer iterations and repeats")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the steps run")
     args = p.parse_args(argv)
+    global DEV
+    DEV = torch.device(args.device)
+    print(f"device {DEV}" + (f" ({torch.cuda.get_device_name()})" if DEV.type == "cuda" else ""))
     iterations, epochs, repeats = (200, 6, 3) if args.quick else (250, 41, 7)
     ours, bare = per_iteration(ours_engine, iterations, epochs), per_iteration(bare_engine, iterations, epochs)
     print(f"per-iteration overhead over the hand loop, trivial step: {ours:.1f} us (target <= 25 us); a bare Ignite "

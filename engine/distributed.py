@@ -50,8 +50,20 @@ def release_process_group(error: BaseException | None = None) -> None:
 
 
 def distribute_model(net: nn.Module) -> nn.Module:
-    """``idist.auto_model``: the net on this process's device, wrapped in DDP."""
-    return idist.auto_model(net)
+    """The net on this process's device, wrapped in DDP (``idist.auto_model`` where its choices hold).
+
+    Ignite names GPU ``local_rank`` in DDP's ``device_ids``, which is wrong where processes share GPUs
+    (a gloo group with more processes than GPUs: see ``engine.app.launch``), and it leaves a group of
+    one process unwrapped, where ``distributed=True`` asked for DDP; both get DDP on the process's device.
+    """
+    device = idist.device()
+    shared = device.type == "cuda" and device.index != idist.get_local_rank()
+    if not shared and idist.get_world_size() > 1:
+        return idist.auto_model(net)
+    net.to(device)
+    if not torch.distributed.is_initialized():
+        return net
+    return nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def shard_loader(loader: Iterable, train: bool) -> DataLoader:

@@ -14,6 +14,7 @@ from engine.batch import PrepareBatch, prepare_batch
 from engine.checks import check_optimizer
 from engine.devices import resolve_devices
 from engine.dispatch import Engine
+from engine.gpu import uses_cuda_graphs
 from engine.keywords import updated
 from engine.step_options import StepOptions, prepare_model
 from engine.step import OutputTransform, default_output, eval_batch, train_batch
@@ -65,7 +66,8 @@ def create_trainer(
         scaler = options.grad_scaler(device) if scaler is None else torch.amp.GradScaler(device.type)
     updater = Updater(optimizer, net.parameters(), scaler=scaler or None, accumulation_steps=options.accumulation_steps,
                       clip_grad_norm=options.clip_grad_norm,
-                      world_size=idist.get_world_size() if world_size is None else world_size)
+                      world_size=idist.get_world_size() if world_size is None else world_size,
+                      keep_grads=device.type == "cuda" and uses_cuda_graphs(options.compile))
     model = prepare_model(net, options)
 
     def train_step(engine: Engine, batch: Any) -> Any:
@@ -75,14 +77,15 @@ def create_trainer(
         X, y = prepare_batch(batch, device, non_blocking)
         n = engine.state.epoch_length
         stats, y_hat = train_batch(net, model, X, y, loss, updater, options, device,
-                                   last_of_epoch=n is not None and engine.state.iteration % n == 0)
+                                   last_of_epoch=n is not None and engine.state.iteration % n == 0,
+                                   length_known=n is not None)
         engine.state.step_output = stats
-        if updater.starts_update:  # this batch's update happened
+        if updater.starts_update and updater.applied:  # this batch's update happened (not skipped by fp16)
             _updated(engine)
         return stats if output_transform is default_output else output_transform(X, y, y_hat, stats)
 
     def flush(engine: Engine) -> None:  # an iterable of unknown length ends its epoch unannounced
-        if updater.flush():
+        if updater.flush() and updater.applied:
             _updated(engine)
 
     trainer = Engine(train_step)
@@ -91,6 +94,8 @@ def create_trainer(
     trainer.state.step_output = None
     trainer.state.step_started = 0.0
     trainer.state.scaler = updater.scaler
+    trainer.state.compiled = bool(options.compile)  # the step timer leaves the compiling epoch out
+    trainer.state.updater = updater  # skipped fp16 updates: updater.skipped
     trainer.state.optimizer_steps = 0  # updates so far: schedules step per update, not per batch
     trainer.state_dict_user_keys.append("optimizer_steps")
     return trainer

@@ -16,9 +16,9 @@ from torch import nn
 
 from engine.devices import devices_label, place_model, resolve_devices
 from engine.distributed import describe_world, distribute_model, is_distributed, shard_loader
-from engine.prefetch import DevicePrefetcher
+from engine.prefetch import prefetch
 
-__all__ = ["Placement", "place"]
+__all__ = ["Placement", "place", "run_device"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ class Placement:
         return len(self.train_iter) if hasattr(self.train_iter, "__len__") else None  # type: ignore[arg-type]
 
 
+def run_device(devices: Sequence[Any] | None, distributed: bool | None = None) -> torch.device:
+    """The device ``place`` will put the net on, known before anything moves or is wrapped."""
+    return idist.device() if (is_distributed() if distributed is None else distributed) else \
+        resolve_devices(devices)[0]
+
+
 def place(net: nn.Module, train_iter: Iterable, test_iter: Iterable, devices: Sequence[Any] | None,
           distributed: bool | None = None) -> Placement:
     """Place ``net`` and adapt the loaders; ``distributed=None`` detects a process group."""
@@ -49,5 +55,5 @@ def place(net: nn.Module, train_iter: Iterable, test_iter: Iterable, devices: Se
         devices_ = resolve_devices(devices)
         model, label = place_model(net, devices_), devices_label(devices, devices_)
     if devices_[0].type == "cuda":
-        train_iter = DevicePrefetcher(train_iter, devices_[0])
+        train_iter = prefetch(train_iter, devices_[0])
     return Placement(model, devices_, train_iter, test_iter, idist.get_world_size(), label)

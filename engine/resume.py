@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from engine.gpu import fit_optimizer_state
 from handlers.checkpoint import check_checkpoint, load_checkpoint, read_checkpoint
 
 __all__ = ["resume_run"]
@@ -41,6 +42,7 @@ def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length
     given = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     load_checkpoint(path, parts, required, state=state)
     replaced = _use_given_settings(optimizer, given, state["optimizer"]["param_groups"])
+    fit_optimizer_state(optimizer)  # this run's fused / foreach / channels_last, with the saved values
     if rebuilt:
         steps = int(state["lr_scheduler"]["last_epoch"])
         _fast_forward(scheduler, steps)

@@ -6,11 +6,13 @@ counts read from shapes), so nothing in the per-iteration path waits for the dev
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from engine.step_options import StepOptions, autocast, to_channels_last
 from engine.updater import Updater
@@ -24,26 +26,30 @@ OutputTransform = Callable[[Any, torch.Tensor, torch.Tensor, StepOutput], Any]
 
 def train_batch(
     net: nn.Module, model: nn.Module, X: Any, y: torch.Tensor, loss: LossFn, updater: Updater,
-    options: StepOptions, device: torch.device, last_of_epoch: bool = False,
+    options: StepOptions, device: torch.device, last_of_epoch: bool = False, length_known: bool = False,
 ) -> tuple[StepOutput, torch.Tensor]:
     """Forward, backward of the sum of per-example losses, and the update when it is due.
 
     ``net`` is the module whose mode is switched; ``model`` is what is called (``net`` compiled or
-    wrapped). Returns the batch's statistics and the predictions.
+    wrapped). Returns the batch's statistics and the predictions. Under DDP a micro-batch that does
+    not complete its group skips the all-reduce (``no_sync``), when the epoch's length says which
+    batch is last.
     """
     if options.channels_last:
         X = to_channels_last(X)
     set_mode(net, True)
-    with autocast(device, options.amp):
-        y_hat = model(X)
-        loss_sum, objective = reduce_loss(compute_loss(loss, y_hat, y), y, loss)
-    if not objective.requires_grad:  # a Python attribute: no device sync
-        raise ValueError(
-            "the loss does not depend on any trainable parameter, so there is no gradient to follow: is every "
-            "parameter frozen (requires_grad=False), the prediction detached, or the loss integer-valued? "
-            "Train at least one parameter and compute the loss from the model's output"
-        )
-    updater.update(objective, objective is not loss_sum, last_of_epoch)
+    defer = isinstance(net, DDP) and length_known and not updater.steps_after(last_of_epoch)
+    with net.no_sync() if defer else contextlib.nullcontext():  # forward and backward inside it
+        with autocast(device, options.amp):
+            y_hat = model(X)
+            loss_sum, objective = reduce_loss(compute_loss(loss, y_hat, y), y, loss)
+        if not objective.requires_grad:  # a Python attribute: no device sync
+            raise ValueError(
+                "the loss does not depend on any trainable parameter, so there is no gradient to follow: is every "
+                "parameter frozen (requires_grad=False), the prediction detached, or the loss integer-valued? "
+                "Train at least one parameter and compute the loss from the model's output"
+            )
+        updater.update(objective, objective is not loss_sum, last_of_epoch)
     return batch_stats(y_hat, y, loss_sum), y_hat
 
 

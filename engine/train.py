@@ -12,7 +12,7 @@ from engine.checks import check_epochs, check_loader, check_net, check_schedule,
 from engine.distributed import is_main_process, release_process_group
 from engine.factories import create_evaluator, create_trainer
 from engine.keywords import split_keywords, with_keywords
-from engine.placement import Placement, place
+from engine.placement import Placement, place, run_device
 from engine.recipe import Part
 from engine.resume import resume_run
 from engine.settings import RecipeSettings
@@ -69,8 +69,10 @@ def train_ch13(
     check_net(net)
     train_iter = check_loader("train_iter", train_iter, num_epochs)
     test_iter = check_loader("test_iter", test_iter, num_epochs)
+    step = step.resolve(run_device(devices, distributed), net, trainer)
+    if step.channels_last:  # before DDP builds its gradient buckets from the weights' strides
+        net.to(memory_format=torch.channels_last)
     run = place(net, train_iter, test_iter, devices, distributed)
-    step = step.resolve(run.device, net, trainer)
     if run.epoch_length is not None:
         check_schedule(settings.lr_scheduler, num_epochs, updates_per_epoch(run.train_iter, step.accumulation_steps),
                        settings.scheduler_every)

@@ -1,9 +1,13 @@
 """The book's examples/sec: only the step is timed, and the device is waited on once per epoch.
 
 On a GPU each step is bracketed by CUDA events on the current stream and their elapsed times are
-summed at epoch end, so the figure is honest without the book's per-batch ``float()`` sync. On a
+summed at epoch end, so the figure is honest without the book's per-batch ``float()`` sync. The
+window opens where the compute stream waits for the batch's copy when a ``DevicePrefetcher`` feeds
+the Engine (its ``copy_waited`` event), so a copy it could not hide counts, as in the book. On a
 CPU the step runs synchronously and a host clock around it suffices; its start is the one this
 project's trainer stamps in ``state.step_started``, or an ITERATION_STARTED handler for other Engines.
+A compiled step (``state.compiled``) spends its run's first epoch compiling and recording graphs:
+that epoch is reported alone and left out of the run's figure when more epochs follow.
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ class StepTimer:
         self.seconds = 0.0  # timed seconds over every epoch so far
         self.examples = 0  # examples over every epoch so far (all processes)
         self._epoch_examples = 0
+        self._warming = False  # this run's first epoch of a compiled step
         self.epoch_seconds: list[float] = []
 
     def attach(self, engine: Engine) -> StepTimer:
@@ -65,10 +70,15 @@ class StepTimer:
         self._stamped = not self._cuda and step_started(engine) is not None
         if not self._stamped:
             engine.add_event_handler(Events.ITERATION_STARTED, self.start)
+        engine.add_event_handler(Events.STARTED, self._run_started)
+
+    def _run_started(self, engine: Engine) -> None:
+        self._warming = bool(getattr(engine.state, "compiled", False))
 
     def start(self, engine: Engine) -> None:
         if self._cuda:
-            self._begin = self._event()
+            waited = getattr(engine.state.dataloader, "copy_waited", None)
+            self._begin = waited if waited is not None else self._event()
         else:
             self._t0 = time.perf_counter()
 
@@ -99,9 +109,14 @@ class StepTimer:
             examples = int(idist.all_reduce(examples))
             seconds = float(idist.all_reduce(seconds, op="MAX"))
         self.epoch_seconds.append(seconds)
+        self._epoch, self._epoch_examples = 0.0, 0
+        warm_up = self._warming and engine.state.epoch < (engine.state.max_epochs or 0)
+        self._warming = False
+        if warm_up:  # compiling: this epoch's own figure, kept out of the run's
+            engine.state.metrics["examples/sec"] = examples / seconds if seconds > 0 else 0.0
+            return
         self.seconds += seconds
         self.examples += examples
-        self._epoch, self._epoch_examples = 0.0, 0
         engine.state.metrics["examples/sec"] = self.examples_per_sec
 
     def state_dict(self) -> dict[str, Any]:

@@ -135,7 +135,7 @@ def test_torch_scheduler_per_iteration_follows_its_formula_and_is_plotted(digits
     tr, te = loaders(X, y, 160, 64, 32)  # 5 batches an epoch, 15 iterations
     _, plotter = _lrs(tr, te, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=15), "iteration",
                       out_dir=str(tmp_path), plot_lr=True)
-    xs, lrs = zip(*plotter.store.windows["lr"].traces["lr"])
+    xs, lrs = zip(*plotter.store.points("lr", "lr"))
     expected = [0.1 * (1 + math.cos(math.pi * i / 15)) / 2 for i in range(1, 16)]
     assert [round(v, 9) for v in lrs] == [round(v, 9) for v in expected]
     assert list(xs)[:2] == [0.2, 0.4] and list(xs)[-1] == 3.0
@@ -197,23 +197,47 @@ def test_fast_path_choices_per_device(monkeypatch):
     opt = torch.optim.Adam(net.parameters())
     assert fast_options(torch.device("cpu"), net, opt) == {"compile": True}
     assert all(not g["fused"] for g in opt.param_groups)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    chosen = fast_options(torch.device("cuda"), net, opt)
+    capability = {"cuda:0": (9, 0), "cuda:1": (7, 0)}  # an H100 beside a V100 (emulated bf16 only)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: capability[str(d)])
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what it says on a V100 too
+    chosen = fast_options(torch.device("cuda:0"), net, opt)
     assert chosen == {"amp": "bf16", "channels_last": True, "compile": {"mode": "reduce-overhead"}}
-    assert all(g["fused"] for g in opt.param_groups)
+    assert all(g["fused"] for g in opt.param_groups) and opt._step_supports_amp_scaling
+    assert fast_options(torch.device("cuda:1"), net, opt)["amp"] == "fp16"  # the run's device is asked
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
-    assert fast_options(torch.device("cuda"), mlp, torch.optim.SGD(mlp.parameters(), 0.1))["channels_last"] is False
+    assert fast_options(torch.device("cuda:0"), mlp, torch.optim.SGD(mlp.parameters(), 0.1))["channels_last"] is False
     adagrad = torch.optim.Adagrad(mlp.parameters())  # its fused kernel is CPU-only: left alone
-    fast_options(torch.device("cuda"), mlp, adagrad)
+    fast_options(torch.device("cuda:0"), mlp, adagrad)
     assert not any(g.get("fused") for g in adagrad.param_groups)
+    foreach = torch.optim.SGD(mlp.parameters(), 0.1, foreach=True)  # the caller's choice stays
+    fast_options(torch.device("cuda:0"), mlp, foreach)
+    assert not any(g.get("fused") for g in foreach.param_groups)
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, ("bf16", True, {"mode": "reduce-overhead"})),
+    ({"channels_last": False}, ("bf16", False, {"mode": "reduce-overhead"})),
+    ({"compile": False}, ("bf16", True, False)),
+    ({"amp": "fp32"}, (None, True, {"mode": "reduce-overhead"})),
+    ({"amp": "fp16", "compile": {"mode": "max-autotune"}}, ("fp16", True, {"mode": "max-autotune"})),
+])
+def test_fast_fills_only_what_was_not_given(monkeypatch, given, expected):
+    from engine.step_options import StepOptions
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
+    net = small_cnn()
+    resolved = StepOptions(fast=True, **given).resolve(torch.device("cuda:0"), net, torch.optim.SGD(net.parameters()))
+    assert (resolved.amp, resolved.channels_last, resolved.compile) == expected and not resolved.fast
+    plain = StepOptions(**given).resolve(torch.device("cpu"), net)
+    assert plain.channels_last is bool(given.get("channels_last")) and plain.amp in (None, given.get("amp"))
 
 
 def test_prefetcher_is_a_transparent_loader_on_cpu(digits):
-    from engine.prefetch import DevicePrefetcher
+    from engine.prefetch import prefetch
 
     X, y = digits
     loader = DataLoader(TensorDataset(X[:50], y[:50]), 16, shuffle=True, generator=torch.Generator().manual_seed(0))
-    wrapped = DevicePrefetcher(loader, "cpu")
+    wrapped = prefetch(loader, "cpu")
     assert len(wrapped) == 4 and wrapped.generator is loader.generator and wrapped.sampler is loader.sampler
     loader.generator.manual_seed(1)
     first = [b[1].tolist() for b in wrapped]

@@ -254,4 +254,28 @@ def test_200k_points_cost_at_most_40_mb():
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(f"200k points: {current / 1e6:.1f} MB")
-    assert current < 40e6 and all(isinstance(y, float) for _, y in store.windows["w"].traces["b"])
+    assert current < 40e6 and not store.windows["w"].traces["b"].pending
+    assert store.points("w", "b")[-1] == (99_999.0, 0.5)
+
+
+def test_a_plotted_element_does_not_keep_its_tensor_and_becomes_a_float_with_no_server(tmp_path):
+    import gc
+    import time
+    import weakref
+
+    from handlers.plot.plotter import VisdomPlotter
+
+    plotter = VisdomPlotter("http://127.0.0.1:9", env="e", connect_timeout=0.2, min_interval=0.05,
+                            out_dir=str(tmp_path), close_timeout=1)
+    big = torch.arange(1_000_000, dtype=torch.float32)
+    alive = weakref.ref(big)
+    plotter.add("w", "a", 1, big[7])
+    del big
+    gc.collect()
+    assert alive() is None  # the record holds a one-element copy, not the million
+    deadline = time.monotonic() + 20
+    while plotter.store.windows["w"].traces["a"].pending and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not plotter.store.windows["w"].traces["a"].pending  # read on the sender thread: no server answered
+    assert plotter.store.points("w", "a") == [(1.0, 7.0)]
+    assert plotter.close() is False and plotter.replay_path

@@ -139,7 +139,8 @@ def test_step_options_are_checked_once_and_frozen():
         options.amp = "bf16"  # type: ignore[misc]
     net = nn.Linear(2, 2)
     resolved = options.resolve(torch.device("cpu"), net, torch.optim.SGD(net.parameters(), 0.1))
-    assert resolved == StepOptions(compile=True) and resolved.resolve(torch.device("cpu"), net, None) is resolved
+    assert resolved == StepOptions(compile=True, channels_last=False)
+    assert resolved.resolve(torch.device("cpu"), net, None) is resolved
 
 
 class SlowBatches:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from engine.app.train_command import add_train
@@ -107,6 +108,10 @@ def run_command(name: str, command: Callable[[], int | None]) -> int:
     try:
         return command() or 0
     except (ValueError, TypeError, OSError, RuntimeError, ArithmeticError) as e:
+        if isinstance(e, RuntimeError) and _device_error(str(e)):  # a GPU failure: the traceback says where
+            traceback.print_exc()
+            print(f"{name}: error: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
         print(f"{name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP turned into a clean stop
@@ -125,6 +130,14 @@ _INPUT_ERRORS = {"ValueError", "TypeError", "OSError", "RuntimeError", "Arithmet
                  "FileExistsError", "PermissionError", "NotADirectoryError", "CheckpointError", "FloatingPointError"}
 
 
+_DEVICE_WORDS = ("CUDA", "NCCL", "cuDNN", "CUBLAS", "cublas", "device-side assert", "Triton", "out of memory")
+
+
+def _device_error(message: str) -> bool:
+    """An error raised by a GPU, its libraries or the collective backend (a RuntimeError like a bad input's)."""
+    return any(word in message for word in _DEVICE_WORDS)
+
+
 def _spawned_process_failed(e: Exception) -> tuple[str, int] | None:
     """One process of ``--nproc-per-node`` failed and the others were stopped: its error, said once, and
     the exit code (2 for a bad input's one line, as in one process; 1 with the traceback otherwise)."""
@@ -135,7 +148,8 @@ def _spawned_process_failed(e: Exception) -> tuple[str, int] | None:
         return f"process {e.error_index} {str(e).strip().lower()}", 1
     lines = [line for line in str(e).strip().splitlines() if line.strip() and not line.startswith("-- Process")]
     last = lines[-1] if lines else "an unknown error"
-    if last.split(":", 1)[0].rsplit(".", 1)[-1] in _INPUT_ERRORS:
+    kind = last.split(":", 1)[0].rsplit(".", 1)[-1]
+    if kind in _INPUT_ERRORS and not (kind.endswith("RuntimeError") and _device_error(last)):
         return f"process {e.error_index}: {last}", 2
     return f"process {e.error_index} failed:\n" + "\n".join(lines), 1
 

@@ -83,13 +83,16 @@ RUN = [
 
 # StepOptions, one per field.
 STEP = [
-    Option("--amp", "mixed precision (fp16 adds loss scaling)", kwarg="amp", choices=("bf16", "fp16")),
+    Option("--amp", "mixed precision (fp16 adds loss scaling)", kwarg="amp", choices=("bf16", "fp16", "fp32"),
+           shown_default="fp32, or --fast's choice"),
     Option("--accumulate", "sum the gradients of K batches per update", kwarg="accumulation_steps",
            type=positive_int, default=1, metavar="K"),
     Option("--clip-grad", "clip the gradient norm to NORM before each update", kwarg="clip_grad_norm",
            type=positive_float, metavar="NORM"),
-    Option("--channels-last", "channels_last memory format (conv nets)", kwarg="channels_last", switch="flag"),
-    Option("--compile", "torch.compile the model", kwarg="compile", switch="flag"),
+    Option("--channels-last", "channels_last memory format (conv nets)", kwarg="channels_last", switch="both",
+           shown_default="off, or --fast's choice"),
+    Option("--compile", "torch.compile the model", kwarg="compile", switch="both",
+           shown_default="off, or --fast's choice"),
     Option("--fast", "the fast path: on a GPU bf16, channels_last, fused optimizer, CUDA graphs; on CPU compile",
            kwarg="fast", switch="flag"),
 ]

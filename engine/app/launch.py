@@ -7,12 +7,13 @@ worker group finds the interrupted run's folder and resumes from its newest chec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from handlers.plot.report import runs_path
@@ -50,8 +51,35 @@ def launch(fn: Callable[..., Any], args: argparse.Namespace, *, nproc_per_node: 
                                                    ("master_port", master_port)) if v is not None}
         if (nnodes or 1) == 1:
             spawn.update(_local_rendezvous(master_addr, master_port))
-        with idist.Parallel(backend=backend, **spawn) as parallel:
+        with _gpus_for(nproc_per_node or 1, backend), idist.Parallel(backend=backend, **spawn) as parallel:
             parallel.run(_Finished(fn), args)
+
+
+@contextlib.contextmanager
+def _gpus_for(nproc: int, backend: str) -> Iterator[None]:
+    """Ignite's spawn gives process i GPU i (``torch.cuda.set_device(local_rank)``, whatever the backend):
+    with fewer GPUs than processes, NCCL is refused here, and gloo processes are spawned seeing no GPU,
+    so they train on the CPU instead of failing with "invalid device ordinal" (torchrun can share one)."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus == 0 or nproc <= gpus:
+        yield
+        return
+    if backend == "nccl":
+        raise ValueError(f"--nproc-per-node {nproc} with NCCL needs {nproc} GPUs, this machine has {gpus}; use "
+                         f"--nproc-per-node {gpus}, or --backend gloo (the processes then train on the CPU)")
+    say(f"{nproc} gloo processes on {gpus} GPU(s): each spawned process trains on the CPU "
+        "(to share the GPUs, start the processes with torchrun)")
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
 
 
 class _Finished:
@@ -80,8 +108,8 @@ def _in_torchrun_group(fn: Callable[..., Any], args: argparse.Namespace, backend
 
     The group's keys go under this attempt's prefix in torchrun's store: the agent keeps one store for
     every attempt, and a restarted group would otherwise read a dead worker's address from it (gloo's
-    ``connectFullMesh`` then fails with "Connection refused", or hangs). The CUDA device is set for NCCL
-    only: a gloo group on a machine with fewer GPUs than processes stays on the CPU.
+    ``connectFullMesh`` then fails with "Connection refused", or hangs). Process i uses GPU i; a gloo group
+    with more processes than GPUs shares them round-robin (NCCL cannot: ``device_count`` is a hard limit).
     """
     import datetime
 
@@ -93,6 +121,8 @@ def _in_torchrun_group(fn: Callable[..., Any], args: argparse.Namespace, backend
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
+    elif torch.cuda.is_available():
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
     dist.init_process_group(backend, store=dist.PrefixStore(f"d2l-ignite/attempt-{restart_count()}", store),
                             rank=rank, world_size=world)
     try:

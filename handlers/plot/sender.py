@@ -25,8 +25,6 @@ _STOP = object()
 _WAKE = object()  # ends the batching wait: send what is queued now (a flush)
 
 
-
-
 class Sender:
     def __init__(
         self,
@@ -124,6 +122,7 @@ class Sender:
             # collect for one batching interval (longer while the server is down); a stop ends the wait
             if not stopping:
                 stopping = self._drain(dirty, until=max(retry_at, time.monotonic() + self.min_interval))
+            self.store.settle()  # tensors become floats here, whether or not the server answers
             if self._overflow.is_set():
                 self._overflow.clear()
                 self._full.update(self.store.windows)
