@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -71,14 +72,23 @@ def missing(wheels: list[Path]) -> list[Path]:
     return out
 
 
+ASSETS = "visdom-assets.tar.gz"  # Visdom's browser files, which its server would fetch from a CDN
+
+
 def install(wheel_dir: Path, site: Path) -> str:
-    """Install the carried wheels this machine lacks into ``site`` (no index, no dependencies resolved)."""
+    """Install the carried wheels this machine lacks into ``site`` (no index, no dependencies resolved),
+    and Visdom's browser files into the Visdom installed there (the machine has no network to fetch them)."""
     wheels = missing(sorted(wheel_dir.glob("*.whl"))) if wheel_dir.is_dir() else []
     if not wheels:
         return "nothing to install"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
                     "--no-cache-dir", "--upgrade", "--target", str(site), *map(str, wheels)], check=True)
-    return "installed " + ", ".join(w.name.split("-")[0] for w in wheels)
+    done = "installed " + ", ".join(w.name.split("-")[0] for w in wheels)
+    if (wheel_dir / ASSETS).exists() and (site / "visdom").is_dir():
+        with tarfile.open(wheel_dir / ASSETS) as tar:
+            tar.extractall(site / "visdom" / "static", filter="data")
+        done += ", Visdom's browser files"
+    return done
 
 
 def fetch_wheels(dest: Path, python_version: str) -> None:
@@ -92,6 +102,20 @@ def fetch_wheels(dest: Path, python_version: str) -> None:
     visdom = "visdom>=0.3.0" if tuple(map(int, python_version.split("."))) >= (3, 12) else "visdom==0.2.4"
     subprocess.run([f"python{python_version}", "-m", "pip", "wheel", "-q", "--no-deps", visdom, "-w", str(dest)],
                    check=True)
+    with tempfile.TemporaryDirectory() as tmp:  # the browser files that wheel's server needs, from npm (here)
+        wheel = next(dest.glob("visdom-*.whl"))
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-requires-python",
+                        "--target", tmp, str(wheel)],
+                       check=True)
+        package = os.path.join(tmp, "visdom")
+        fetch = ("import sys; from handlers.visdom_server.assets import install_assets, required_files; "
+                 "install_assets(visdom_dir=sys.argv[1], say=lambda _: None); "
+                 "print('\\n'.join(required_files(sys.argv[1] + '/server/build.py')))")
+        names = subprocess.run([sys.executable, "-c", fetch, package], env={**os.environ, "PYTHONPATH": str(REPO)},
+                               check=True, capture_output=True, text=True).stdout.split()
+        with tarfile.open(dest / ASSETS, "w:gz") as tar:
+            for name in names:
+                tar.add(os.path.join(tmp, "visdom", "static", name), arcname=name)
 
 
 def run_section(name: str, command: list[str], limit: float, out: Path, env: dict[str, str]) -> dict:

@@ -73,7 +73,7 @@ def per_iteration(make: Callable, iterations: int, epochs: int) -> float:
     runs in the last EPOCH_COMPLETED handler.
     """
     data = batches(iterations)
-    net, hand_net = nn.Linear(4, 3), nn.Linear(4, 3)
+    net, hand_net = nn.Linear(4, 3).to(DEV), nn.Linear(4, 3).to(DEV)
     hand_updater = Updater(torch.optim.SGD(hand_net.parameters(), 0.01), hand_net.parameters())
     trainer, attach = make(net, torch.optim.SGD(net.parameters(), 0.01), data, epochs)
     marks: dict[str, float] = {}

@@ -50,7 +50,9 @@ def fit_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
 
     A loaded state keeps the layout it was saved in and, for ``step``, the saved device: contiguous
     moments beside channels_last weights, or a CPU ``step`` under a fused or capturable group, which
-    the fused kernels refuse. Same values, so the next update equals the reference optimizer's.
+    the fused kernels refuse. An optimizer that makes its state when built (Adagrad) holds it where the
+    weights were then, before ``train_ch13`` moved them. Same values, so the next update equals the
+    reference optimizer's.
     """
     for group in optimizer.param_groups:
         on_device = bool(group.get("fused") or group.get("capturable"))
@@ -59,7 +61,7 @@ def fit_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
             for key, value in (state or {}).items():
                 if not isinstance(value, torch.Tensor):
                     continue
-                if value.shape == p.shape and value.stride() != p.stride():
+                if value.shape == p.shape and (value.stride() != p.stride() or value.device != p.device):
                     state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
                 elif key == "step" and on_device and value.device != p.device:
                     state[key] = value.to(p.device, torch.float32)

@@ -16,7 +16,8 @@ import torch
 
 from engine.gpu import amp_data_parallel, native_bf16, use_fused
 
-__all__ = ["StepOptions", "AMP_DTYPES", "autocast", "prepare_model", "to_channels_last", "fast_options"]
+__all__ = ["StepOptions", "AMP_DTYPES", "autocast", "prepare_model", "channels_last_weights", "to_channels_last",
+           "fast_options"]
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -86,7 +87,7 @@ def prepare_model(net: torch.nn.Module, options: StepOptions) -> torch.nn.Module
     """
     if options.channels_last:
         _check_not_bucketed(net)
-        net.to(memory_format=torch.channels_last)
+        channels_last_weights(net)
     model = amp_data_parallel(net, AMP_DTYPES.get(options.amp or ""))
     if not options.compile:
         return model
@@ -97,6 +98,16 @@ def prepare_model(net: torch.nn.Module, options: StepOptions) -> torch.nn.Module
         cached = (key, torch.compile(model, **kwargs))
         net.__dict__["_d2l_compiled"] = cached
     return cached[1]
+
+
+def channels_last_weights(net: torch.nn.Module) -> None:
+    """The 4-d weights in NHWC order, in place. A weight with a dimension of size 1 (one input channel) is
+    in both orders at once with its ordinary strides: it keeps them, as the gradients computed for it
+    have them (DDP otherwise warns that the gradients' strides do not match its buckets')."""
+    net.to(memory_format=torch.channels_last)
+    for p in net.parameters():
+        if p.ndim == 4 and not p.is_contiguous() and p.contiguous().is_contiguous(memory_format=torch.channels_last):
+            p.data = p.data.contiguous()
 
 
 def _check_not_bucketed(net: torch.nn.Module) -> None:

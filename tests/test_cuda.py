@@ -5,6 +5,7 @@ Small nets and data on purpose: each test checks one CUDA behaviour in a few sec
 """
 from __future__ import annotations
 
+import copy
 import gc
 import os
 import subprocess
@@ -192,7 +193,7 @@ def test_fp16_skips_an_inf_update_clips_accumulates_and_resumes_the_scale(tmp_pa
             scale=e.state.scaler.get_scale(), steps=e.state.optimizer_steps, skipped=e.state.updater.skipped))
 
     history = run(net, 2, optimizer, amp="fp16", accumulation_steps=2, clip_grad_norm=1.0, handlers=[watch],
-                  out_dir=str(tmp_path / "a"))
+                  checkpoint_dir=str(tmp_path / "a"))
     assert history.train_loss[-1] == history.train_loss[-1]
     groups = 2 * 16 // 2  # 16 batches an epoch, accumulated in pairs
     if opt == "adagrad":  # no fused kernel: the scaler already read the inf flag, so the skip is known
@@ -208,7 +209,7 @@ def test_fp16_skips_an_inf_update_clips_accumulates_and_resumes_the_scale(tmp_pa
     net2 = small_cnn()
     opt2 = torch.optim.SGD(net2.parameters(), 0.1) if opt == "sgd-fused" else torch.optim.Adagrad(net2.parameters())
     run(net2, 3, opt2, amp="fp16", accumulation_steps=2, clip_grad_norm=1.0, resume=str(tmp_path / "a"),
-        handlers=[at_start], out_dir=str(tmp_path / "b"))
+        handlers=[at_start], checkpoint_dir=str(tmp_path / "b"))
     assert resumed["scale"] == seen["scale"]
 
 
@@ -216,10 +217,10 @@ def test_fp16_skips_an_inf_update_clips_accumulates_and_resumes_the_scale(tmp_pa
 
 def test_resume_into_fast_continues_an_adam_run(tmp_path):
     net = small_cnn()
-    run(net, 1, torch.optim.Adam(net.parameters(), 1e-3), out_dir=str(tmp_path / "a"))
+    run(net, 1, torch.optim.Adam(net.parameters(), 1e-3), checkpoint_dir=str(tmp_path / "a"))
     net2 = small_cnn()
     history = run(net2, 2, torch.optim.Adam(net2.parameters(), 1e-3), fast=True, resume=str(tmp_path / "a"),
-                  out_dir=str(tmp_path / "b"))
+                  checkpoint_dir=str(tmp_path / "b"))
     assert len(history.train_loss) == 2 and history.train_loss[-1] == history.train_loss[-1]
 
 
@@ -233,10 +234,12 @@ def test_a_resumed_fused_adam_takes_the_reference_update(tmp_path):
         a.step()
     b = torch.optim.Adam([fused], 1e-2, fused=True)
     fused.data.copy_(ref.data)
-    b.load_state_dict(a.state_dict())  # a CPU step, contiguous moments
+    b.load_state_dict(copy.deepcopy(a.state_dict()))  # a CPU step, contiguous moments, the saved fused=None
+    b.param_groups[0]["fused"] = True  # this run's setting, as a resume puts it back
     from engine.gpu import fit_optimizer_state
 
     fit_optimizer_state(b)
+    assert b.state[fused]["step"].is_cuda and b.state[fused]["exp_avg"].stride() == fused.stride()
     ref.grad, fused.grad = torch.ones_like(ref) * 0.2, torch.ones_like(fused) * 0.2
     a.step()
     b.step()

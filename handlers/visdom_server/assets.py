@@ -92,12 +92,19 @@ def _main_file(package_dir: str) -> str:
     return meta.get("main", "index.js")
 
 
-def install_assets(npm: str = "npm", say=print) -> list[str]:
-    """Fetch what is missing with ``npm pack`` (exact versions) and place it; return what was installed."""
-    import visdom
+def install_assets(npm: str = "npm", say=print, visdom_dir: str | None = None) -> list[str]:
+    """Fetch what is missing with ``npm pack`` (exact versions) and place it; return what was installed.
 
-    root = static_dir()
-    needed = {d: src for d, src in required_files().items() if not os.path.exists(os.path.join(root, d))}
+    ``visdom_dir``: the folder of a visdom package not importable here (another Python's, for a machine
+    without network: ``bench/gpu_check.py``); by default the installed one.
+    """
+    if visdom_dir is None:
+        import visdom
+
+        visdom_dir = os.path.dirname(visdom.__file__)
+    root = os.path.join(visdom_dir, "static")
+    files = required_files(os.path.join(visdom_dir, "server", "build.py"))
+    needed = {d: src for d, src in files.items() if not os.path.exists(os.path.join(root, d))}
     if not needed:
         return []
     if shutil.which(npm) is None:
@@ -128,6 +135,6 @@ def install_assets(npm: str = "npm", say=print) -> list[str]:
                     target = os.path.join(root, dest)
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     shutil.copyfile(os.path.join(package, inner or _main_file(package)), target)
-    with open(os.path.join(root, "version.built"), "w") as f:
-        f.write(visdom.__version__)
+    with open(os.path.join(visdom_dir, "VERSION")) as version, open(os.path.join(root, "version.built"), "w") as f:
+        f.write(version.read().strip())
     return sorted(needed)
