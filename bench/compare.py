@@ -84,7 +84,7 @@ def table(rows: dict[str, list[dict]], title: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench compare", description=__doc__)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--quick", action="store_true", help="few iterations, one repeat (on a CPU LeNet only)")
+    p.add_argument("--quick", action="store_true", help="LeNet only, few iterations, one repeat")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--workload", default=None, choices=["lenet", "resnet18"], help="only this model")
     for name in ("feed", "batch", "iters", "epochs", "tmp"):
@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
 
     tmp = tempfile.mkdtemp(prefix="bench-")
     names = [v for v in VARIANTS if args.device == "cuda" or v != "ours-fast"]
-    workloads = [args.workload] if args.workload else ["lenet"] if args.quick and args.device == "cpu" else \
-        ["lenet", "resnet18"]
+    workloads = [args.workload] if args.workload else ["lenet"] if args.quick else ["lenet", "resnet18"]
     feeds = ["device"] if args.quick else ["device", "loader"]
     print(f"device {args.device}" + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else
                                      f" ({os.cpu_count()} cores)") + f", torch {torch.__version__}")

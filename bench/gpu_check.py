@@ -120,6 +120,7 @@ def fetch_wheels(dest: Path, python_version: str) -> None:
 
 def run_section(name: str, command: list[str], limit: float, out: Path, env: dict[str, str]) -> dict:
     command = [c.replace("{out}", str(out)) for c in command]
+    shown = " ".join("<env probe>" if c == ENV_PROBE else c for c in command)
     t0 = time.monotonic()
     try:
         done = subprocess.run(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -129,7 +130,7 @@ def run_section(name: str, command: list[str], limit: float, out: Path, env: dic
         rc, text = 124, (e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else e.stdout or "")
         text += f"\n[stopped after its {limit:.0f} s limit]\n"
     (out / f"{name}.log").write_text(text)
-    return {"name": name, "command": " ".join(command), "rc": rc, "seconds": round(time.monotonic() - t0, 1),
+    return {"name": name, "command": shown, "rc": rc, "seconds": round(time.monotonic() - t0, 1),
             "limit_s": round(limit), "output": text}
 
 

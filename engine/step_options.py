@@ -106,8 +106,16 @@ def channels_last_weights(net: torch.nn.Module) -> None:
     have them (DDP otherwise warns that the gradients' strides do not match its buckets')."""
     net.to(memory_format=torch.channels_last)
     for p in net.parameters():
-        if p.ndim == 4 and not p.is_contiguous() and p.contiguous().is_contiguous(memory_format=torch.channels_last):
-            p.data = p.data.contiguous()
+        if p.ndim == 4 and p.is_contiguous() and p.stride() != _ordinary_strides(p.shape):
+            p.data = p.data.clone(memory_format=torch.contiguous_format)
+
+
+def _ordinary_strides(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
 
 
 def _check_not_bucketed(net: torch.nn.Module) -> None:

@@ -1,6 +1,7 @@
 """The benchmark keeps working: its CI-sized mode runs every CPU variant and prints the table."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -13,20 +14,38 @@ pytestmark = pytest.mark.slow  # several processes, servers or a browser: `make 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_bench_quick_prints_every_variant():
-    done = subprocess.run([sys.executable, "-m", "bench", "compare", "--quick"], capture_output=True, text=True,
-                          timeout=900, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    """The GPU check's dry run on the CPU: the same script and sections as on a lent GPU (``make gpu-check``),
+    with ``bench compare --quick`` and ``bench overhead --quick`` on the CPU; its report folder."""
+    out = tmp_path_factory.mktemp("gpu-check")
+    done = subprocess.run([sys.executable, "-m", "bench.gpu_check", str(out), "--dry-run", "--wheels",
+                           str(out / "no-wheels")], capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return out
+
+
+def test_gpu_check_dry_run_writes_one_report_of_every_section(dry_run):
+    report = json.loads((dry_run / "gpu-check.json").read_text())
+    assert report["dry_run"] and report["setup"] == "nothing to install"
+    assert [s["name"] for s in report["sections"]] == ["env", "cuda-tests", "compare", "overhead"]
+    assert all(s["rc"] == 0 and s["seconds"] > 0 for s in report["sections"])
+    tests = report["tests"]  # every CUDA test collected, each skipped here with its reason
+    assert tests["tests"] >= 20 and tests["skipped"] == tests["tests"] and not tests["failed"]
+    md = (dry_run / "gpu-check.md").read_text()
+    assert "## cuda-tests: ok" in md and "| ours |" in md and "per-iteration overhead" in md
+    assert "no CUDA device here" in (dry_run / "cuda-tests.log").read_text()
+
+
+def test_bench_quick_prints_every_variant(dry_run):
+    out = (dry_run / "compare.log").read_text()
     for variant in ("book", "hand", "ignite", "ours+plot", "ours"):
-        row = re.search(rf"^\| {re.escape(variant)} \| (\d+) \| ([\d.]+) \| ([\d.]+)x, ([\d.]+)x \|", done.stdout, re.M)
-        assert row and float(row.group(1)) > 0 and float(row.group(2)) > 0, (variant, done.stdout)
+        row = re.search(rf"^\| {re.escape(variant)} \| (\d+) \| ([\d.]+) \| ([\d.]+)x, ([\d.]+)x \|", out, re.M)
+        assert row and float(row.group(1)) > 0 and float(row.group(2)) > 0, (variant, out)
 
 
-def test_overhead_quick_prints_each_figure_with_its_target():
-    done = subprocess.run([sys.executable, "-m", "bench", "overhead", "--quick"], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+def test_overhead_quick_prints_each_figure_with_its_target(dry_run):
+    out = (dry_run / "overhead.log").read_text()
     assert re.search(r"per-iteration overhead .*: -?[\d.]+ us \(target <= 25 us\); "
                      r"a bare Ignite Engine .*: -?[\d.]+ us", out)
     assert re.search(r"fixed cost of a call, plots off: [\d.]+ ms \(target <= 30 ms\)", out)
@@ -34,6 +53,15 @@ def test_overhead_quick_prints_each_figure_with_its_target():
                      r"\(target <= 30 ms\); the server's one-time start: \d+ ms", out)
     ratio = re.search(r"ours/hand speed ([\d.]+) .*range ([\d.]+)-([\d.]+); target >= 0.99", out)
     assert ratio and float(ratio.group(2)) <= float(ratio.group(1)) <= float(ratio.group(3)), out
+
+
+def test_gpu_check_installs_only_the_carried_wheels_this_python_lacks(tmp_path):
+    from bench.gpu_check import install, missing
+
+    have = tmp_path / "torch-0.0-py3-none-any.whl"
+    lack = tmp_path / "no_such_dist_xyz-1.0-py3-none-any.whl"
+    assert missing([have, lack]) == [lack]
+    assert install(tmp_path / "empty", tmp_path / "site") == "nothing to install"
 
 
 def test_ddp_soak_quick_runs_both_launchers_and_counts_outcomes():
