@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     voc_dir = download_extract(*VOC2012, args.data_dir, "VOCdevkit/VOC2012")
     train, test = (VOCSegDataset(voc_dir, t, tuple(args.crop), args.limit) for t in (True, False))
-    train_iter = DataLoader(train, args.batch_size, shuffle=True, drop_last=True, num_workers=args.num_workers)
-    test_iter = DataLoader(test, args.batch_size, drop_last=True, num_workers=args.num_workers)
+    train_iter = DataLoader(train, args.batch_size, shuffle=True, drop_last=True, num_workers=args.num_workers,
+                            pin_memory=torch.cuda.is_available())
+    test_iter = DataLoader(test, args.batch_size, drop_last=True, num_workers=args.num_workers,
+                           pin_memory=torch.cuda.is_available())
     net = fcn(imagenet_resnet18(args.weights, pretrained=True), num_classes=21)
     run(args, net, train_iter, test_iter, per_image_loss,
         torch.optim.SGD(net.parameters(), lr=args.lr, weight_decay=1e-3))

@@ -85,6 +85,9 @@ class _ReplacingSaver(DiskSaver):
         self._doomed.append(filename)
 
     def __call__(self, checkpoint: Mapping, filename: str, metadata: Mapping | None = None) -> None:
+        if idist.get_rank() != self.save_on_rank:  # the other ranks take part in the collectives only; the
+            super().__call__(checkpoint, filename, metadata)  # folder may not exist on their machine
+            return
         before = set(os.listdir(self.dirname))
         try:
             super().__call__(checkpoint, filename, metadata)

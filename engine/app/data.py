@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
+PIN = torch.cuda.is_available()  # pinned batches let the side-stream copy overlap the step
+
 __all__ = ["digits_loaders", "fashion_mnist_loaders", "job_loaders", "job_net", "lenet", "MODELS", "DATASETS"]
 
 
@@ -23,8 +25,8 @@ def digits_loaders(batch_size: int = 64, test_fraction: float = 0.2, seed: int =
     n_test = int(len(y) * test_fraction)
     test, train = order[:n_test], order[n_test:]
     return (
-        DataLoader(TensorDataset(X[train], y[train]), batch_size, shuffle=True, generator=g),
-        DataLoader(TensorDataset(X[test], y[test]), max(batch_size, 256)),
+        DataLoader(TensorDataset(X[train], y[train]), batch_size, shuffle=True, generator=g, pin_memory=PIN),
+        DataLoader(TensorDataset(X[test], y[test]), max(batch_size, 256), pin_memory=PIN),
     )
 
 
@@ -54,8 +56,8 @@ def fashion_mnist_loaders(
     if limit is not None:
         train, test = (Subset(d, range(min(limit, len(d)))) for d in (train, test))
     g = torch.Generator().manual_seed(seed)
-    return (DataLoader(train, batch_size, shuffle=True, num_workers=num_workers, generator=g),
-            DataLoader(test, batch_size, num_workers=num_workers))
+    return (DataLoader(train, batch_size, shuffle=True, num_workers=num_workers, generator=g, pin_memory=PIN),
+            DataLoader(test, batch_size, num_workers=num_workers, pin_memory=PIN))
 
 
 def lenet() -> nn.Module:
