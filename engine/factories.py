@@ -14,7 +14,7 @@ from engine.batch import PrepareBatch, prepare_batch
 from engine.checks import check_optimizer
 from engine.devices import resolve_devices
 from engine.dispatch import Engine
-from engine.gpu import uses_cuda_graphs
+from engine.gpu import fit_optimizer_state, uses_cuda_graphs
 from engine.keywords import updated
 from engine.step_options import StepOptions, prepare_model
 from engine.step import OutputTransform, default_output, eval_batch, train_batch
@@ -60,6 +60,7 @@ def create_trainer(
     ``ignite.distributed`` world), so a sum loss gives the one-process update of the global batch.
     """
     check_optimizer(optimizer, net)
+    fit_optimizer_state(optimizer)  # state an optimizer made when built (Adagrad) sits where the weights were then
     device = model_device(net, devices)
     options = updated(options, StepOptions, step_options).resolve(device, net, optimizer)
     if scaler is None or scaler is True:
@@ -89,8 +90,13 @@ def create_trainer(
             _updated(engine)
 
     trainer = Engine(train_step)
-    trainer.register_events(*UpdateEvents, event_to_attr={e: "optimizer_steps" for e in UpdateEvents})
     trainer.add_event_handler(Events.EPOCH_COMPLETED, flush)
+    return _with_trainer_state(trainer, updater, options)
+
+
+def _with_trainer_state(trainer: Engine, updater: Updater, options: StepOptions) -> Engine:
+    """What the trainer publishes in ``state`` beside Ignite's, and its update events."""
+    trainer.register_events(*UpdateEvents, event_to_attr={e: "optimizer_steps" for e in UpdateEvents})
     trainer.state.step_output = None
     trainer.state.step_started = 0.0
     trainer.state.scaler = updater.scaler

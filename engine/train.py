@@ -16,7 +16,6 @@ from engine.placement import Placement, place, run_device
 from engine.recipe import Part
 from engine.resume import resume_run
 from engine.settings import RecipeSettings
-from engine.gpu import fit_optimizer_state
 from engine.step_options import StepOptions, channels_last_weights
 from engine.train_recipe import BookRecipe, attach_book_recipe
 from handlers.history import History
@@ -74,7 +73,6 @@ def train_ch13(
     if step.channels_last:  # before DDP builds its gradient buckets from the weights' strides
         channels_last_weights(net)
     run = place(net, train_iter, test_iter, devices, distributed)
-    fit_optimizer_state(trainer)  # state an optimizer made when built sits where the weights were then
     if run.epoch_length is not None:
         check_schedule(settings.lr_scheduler, num_epochs, updates_per_epoch(run.train_iter, step.accumulation_steps),
                        settings.scheduler_every)

@@ -101,9 +101,10 @@ def install_assets(npm: str = "npm", say=print, visdom_dir: str | None = None) -
     if visdom_dir is None:
         import visdom
 
-        visdom_dir = os.path.dirname(visdom.__file__)
-    root = os.path.join(visdom_dir, "static")
-    files = required_files(os.path.join(visdom_dir, "server", "build.py"))
+        root, files, version = static_dir(), required_files(), visdom.__version__
+    else:
+        root, files = os.path.join(visdom_dir, "static"), required_files(os.path.join(visdom_dir, "server", "build.py"))
+        version = open(os.path.join(visdom_dir, "VERSION")).read().strip()
     needed = {d: src for d, src in files.items() if not os.path.exists(os.path.join(root, d))}
     if not needed:
         return []
@@ -115,16 +116,7 @@ def install_assets(npm: str = "npm", say=print, visdom_dir: str | None = None) -
     say(f"installing {len(needed)} Visdom browser files from the npm registry")
     with tempfile.TemporaryDirectory() as tmp:
         for spec in sorted({s for s, _ in needed.values()}):
-            try:
-                done = subprocess.run([npm, "pack", spec, "--silent", "--pack-destination", tmp], cwd=tmp,
-                                      capture_output=True, text=True, timeout=300)
-            except subprocess.TimeoutExpired:
-                done = None
-            if done is None or done.returncode != 0:
-                lines = [] if done is None else done.stderr.strip().splitlines() or ["no output"]
-                why = "took over 300 s" if done is None else lines[-1][:200]
-                raise RuntimeError(f"fetching Visdom's browser files failed (npm pack {spec}: {why}); is the npm "
-                                   "registry reachable (npm config get registry)?")
+            done = _npm_pack(npm, spec, tmp)
             tarball = os.path.join(tmp, done.stdout.strip().splitlines()[-1])
             unpack = os.path.join(tmp, re.sub(r"[^\w.-]", "_", spec))
             with tarfile.open(tarball) as tar:
@@ -135,6 +127,21 @@ def install_assets(npm: str = "npm", say=print, visdom_dir: str | None = None) -
                     target = os.path.join(root, dest)
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     shutil.copyfile(os.path.join(package, inner or _main_file(package)), target)
-    with open(os.path.join(visdom_dir, "VERSION")) as version, open(os.path.join(root, "version.built"), "w") as f:
-        f.write(version.read().strip())
+    with open(os.path.join(root, "version.built"), "w") as f:
+        f.write(version)
     return sorted(needed)
+
+
+def _npm_pack(npm: str, spec: str, tmp: str) -> subprocess.CompletedProcess:
+    """``npm pack spec`` into ``tmp``; an error naming the package and npm's last line when it fails."""
+    try:
+        done = subprocess.run([npm, "pack", spec, "--silent", "--pack-destination", tmp], cwd=tmp,
+                              capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        done = None
+    if done is None or done.returncode != 0:
+        lines = [] if done is None else done.stderr.strip().splitlines() or ["no output"]
+        why = "took over 300 s" if done is None else lines[-1][:200]
+        raise RuntimeError(f"fetching Visdom's browser files failed (npm pack {spec}: {why}); is the npm "
+                           "registry reachable (npm config get registry)?")
+    return done
