@@ -81,6 +81,7 @@ def create_trainer(
                                    last_of_epoch=n is not None and engine.state.iteration % n == 0,
                                    length_known=n is not None)
         engine.state.step_output = stats
+        engine.state.stepped = engine.state.iteration  # a stop before this line left this iteration undone
         if updater.starts_update and updater.applied:  # this batch's update happened (not skipped by fp16)
             _updated(engine)
         return stats if output_transform is default_output else output_transform(X, y, y_hat, stats)
@@ -104,6 +105,8 @@ def _with_trainer_state(trainer: Engine, updater: Updater, options: StepOptions)
     trainer.state.updater = updater  # skipped fp16 updates: updater.skipped
     trainer.state.optimizer_steps = 0  # updates so far: schedules step per update, not per batch
     trainer.state_dict_user_keys.append("optimizer_steps")
+    trainer.state.stepped = 0  # the last iteration whose step ran (Ignite counts one before its step)
+    trainer.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "stepped", e.state.iteration))
     return trainer
 
 

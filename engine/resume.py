@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -17,14 +18,16 @@ import torch
 from engine.gpu import fit_optimizer_state
 from handlers.checkpoint import check_checkpoint, load_checkpoint, read_checkpoint
 
-__all__ = ["resume_run"]
+__all__ = ["resume_run", "ContinueEpoch"]
 
 
-def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length: int | None) -> None:
+def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length: int | None) -> int:
     """Load ``path`` into ``to_load`` under the policy above; what it lacks (e.g. a plot) starts fresh.
+    Returns how many batches of the current epoch the checkpoint had trained (a Ctrl-C mid-epoch): the
+    run skips them (``ContinueEpoch``), so the epoch goes on with the examples it had not seen.
 
-    A checkpoint from another world size had another number of batches an epoch: the trainer's
-    counters are re-based on this run's loader (checkpoints are taken at epoch ends).
+    A checkpoint from another world size or batch size had another number of batches an epoch: the
+    trainer's counters are re-based on this run's loader, a mid-epoch one at the same fraction of it.
     """
     optimizer, scheduler = to_load["optimizer"], to_load.get("lr_scheduler")
     path, state = read_checkpoint(path)
@@ -48,10 +51,45 @@ def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length
         _fast_forward(scheduler, steps)
         replaced.append(f"the lr schedule is this run's {type(scheduler).__name__}, fast-forwarded to update {steps}")
     trainer_state = to_load["trainer"].state
+    done = saved.get("iteration", 0) % per_epoch if per_epoch and "iteration" in saved else 0
     if epoch_length is not None and trainer_state.epoch_length != epoch_length:
-        trainer_state.epoch_length, trainer_state.iteration = epoch_length, trainer_state.epoch * epoch_length
+        if done:
+            before, done = done, round(done * epoch_length / per_epoch)
+            replaced.append(f"the interrupted epoch had {before} of {per_epoch} batches; it goes on after batch "
+                            f"{done} of this run's {epoch_length} (examples within one batch of the boundary are "
+                            "seen again or not at all)")
+        trainer_state.epoch_length = epoch_length
+        trainer_state.iteration = trainer_state.epoch * epoch_length + done
     if replaced:
         print(f"resume {path}: " + "; ".join(replaced), file=sys.stderr, flush=True)
+    return done
+
+
+class ContinueEpoch:
+    """The training data, whose first epoch here skips the ``skip`` batches an interrupted run trained.
+
+    The checkpoint's random state from the epoch's start draws the same order again; the skipped batches
+    are read and dropped (what they cost is one pass of the loader over them), and ``then`` puts back
+    the state of the moment of the interruption, so the model's own draws (dropout) continue too.
+    """
+
+    def __init__(self, loader: Iterable, skip: int, then: Callable[[], None] = lambda: None) -> None:
+        self.loader, self.skip, self.then = loader, skip, then
+
+    def __getattr__(self, name: str) -> Any:  # sampler, generator, batch_size ... of the loader
+        return getattr(self.__dict__["loader"], name)
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Any]:
+        batches = iter(self.loader)
+        if self.skip:
+            for _ in range(self.skip):
+                next(batches)
+            self.skip = 0
+            self.then()
+        yield from batches
 
 
 def _count_updates_of_older_files(saved: dict[str, Any], trainer: Any) -> None:

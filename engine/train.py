@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ from engine.factories import create_evaluator, create_trainer
 from engine.keywords import split_keywords, with_keywords
 from engine.placement import Placement, place, run_device
 from engine.recipe import Part
-from engine.resume import resume_run
+from engine.resume import ContinueEpoch, resume_run
 from engine.settings import RecipeSettings
 from engine.step_options import StepOptions, channels_last_weights
 from engine.train_recipe import BookRecipe, attach_book_recipe
@@ -87,7 +88,10 @@ def train_ch13(
         parts=parts, progress=progress if main else False, plot_title=run_title(net, trainer, train_iter),
         step_options=step)
     if resume is not None:
-        resume_run(resume, recipe.to_save, num_epochs, run.epoch_length)
+        skip = resume_run(resume, recipe.to_save, num_epochs, run.epoch_length)
+        if skip:  # a Ctrl-C mid-epoch: that epoch goes on with the examples it had not seen
+            rng = recipe.attached.get("rng")
+            run = replace(run, train_iter=ContinueEpoch(run.train_iter, skip, rng.restore_now if rng else lambda: None))
     return _run(recipe, run, num_epochs, (plotter, owned), verbose and main, main)
 
 

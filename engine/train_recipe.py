@@ -81,8 +81,8 @@ class BookRecipe(Recipe):
     def _stopped(self, speak: bool) -> Stopped:
         at = f"epoch {self.trainer.state.epoch}, iteration {self.trainer.state.iteration}"
         path = self.checkpoints.last_file("interrupted")
-        how = (f"saved {path}; continue with resume={path!r} (CLI: --resume {path}); the rest of that epoch sees "
-               "a fresh shuffle" if path else "no checkpoint_dir was given, nothing was saved")
+        how = (f"saved {path}; continue with resume={path!r} (CLI: --resume {path}): that epoch goes on with the "
+               "examples it had not seen" if path else "no checkpoint_dir was given, nothing was saved")
         if speak:
             print(f"Interrupted at {at}: {how}", file=sys.stderr, flush=True)
         return Stopped(self.interrupt.signum or signal.SIGINT, f"interrupted at {at}")

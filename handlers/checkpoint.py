@@ -43,8 +43,13 @@ class RngState:
         self._snapshot: dict[str, Any] | None = None
 
     def attach(self, trainer: Engine) -> RngState:
+        trainer.add_event_handler(Events.STARTED, self._started)
         trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
         return self
+
+    def _started(self, trainer: Engine) -> None:  # the first epoch's iterator is made after this
+        if self._snapshot is None:
+            self._snapshot = self._capture()
 
     def _epoch_completed(self, trainer: Engine) -> None:
         self._snapshot = self._capture()
@@ -53,7 +58,16 @@ class RngState:
             trainer.set_data(state.dataloader)
 
     def state_dict(self) -> dict[str, Any]:
-        return self._snapshot if self._snapshot is not None else self._capture()
+        """The streams as the current epoch's data iterator found them, and as they are now ("now": a
+        checkpoint taken mid-epoch continues the epoch's order from the first, the model's draws from the
+        second)."""
+        return {**(self._snapshot if self._snapshot is not None else self._capture()), "now": self._capture()}
+
+    def restore_now(self) -> None:
+        """Put back the streams as they were when the loaded checkpoint was taken (its ``now``)."""
+        now = (self._snapshot or {}).get("now")
+        if now is not None:
+            self._restore(now)
 
     def _capture(self) -> dict[str, Any]:
         state: dict[str, Any] = {"torch": torch.get_rng_state(), "generators": [g.get_state() for g in self.generators]}
@@ -63,6 +77,9 @@ class RngState:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._snapshot = dict(state)
+        self._restore(state)
+
+    def _restore(self, state: Mapping[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
         for g, s in zip(self.generators, state["generators"]):
             g.set_state(s)

@@ -113,6 +113,9 @@ class Interrupt:
             trainer.terminate()
 
     def _stopped(self, trainer: Engine) -> None:
+        stepped = getattr(trainer.state, "stepped", None)
+        if stepped is not None and stepped < trainer.state.iteration:  # stopped between Ignite's count and the
+            trainer.state.iteration = stepped  # step: the checkpoint counts only what trained, so none is lost
         if self.requested and self.on_stop is not None:
             self.on_stop(trainer)
 

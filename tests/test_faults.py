@@ -52,9 +52,9 @@ def _ctrl_c_then_resume(digits, tmp_path, capsys):
             pytest.raises(KeyboardInterrupt):
         run(digits, tmp_path / "ck", 3, [at(15, lambda _: os.kill(os.getpid(), signal.SIGINT))], plot=plotter)
     err = capsys.readouterr().err
-    saved = tmp_path / "ck" / "interrupted_checkpoint_15.pt"
-    assert f"Interrupted at epoch 2, iteration 15: saved {saved}" in err and "resume=" in err
-    assert torch.load(saved, weights_only=True)["trainer"]["iteration"] == 15
+    saved = tmp_path / "ck" / "interrupted_checkpoint_14.pt"  # stopped before step 15 ran: 14 steps trained
+    assert f"Interrupted at epoch 2, iteration 14: saved {saved}" in err and "resume=" in err
+    assert torch.load(saved, weights_only=True)["trainer"]["iteration"] == 14
     assert (tmp_path / "plots" / "visdom-replay.log").exists()  # the plot was flushed
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is the program's again
     _, history = run(digits, tmp_path / "ck2", 3, resume=str(tmp_path / "ck"))
@@ -138,3 +138,63 @@ def test_unusable_checkpoint_folder_fails_before_training(digits, tmp_path, monk
     assert not started
     if problem != "file in the way":
         assert not folder.exists()  # the folder it made for nothing is gone
+
+
+class Seen(torch.utils.data.Dataset):
+    """The digits, noting each index read: which examples an epoch trained."""
+
+    def __init__(self, X, y, log):
+        self.X, self.y, self.log = X, y, log
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        self.log.append(int(i))
+        return self.X[i], self.y[i]
+
+
+@pytest.mark.parametrize("batch_after", [32, 16], ids=["same batch size", "half the batch size"])
+def test_a_resumed_interrupted_epoch_sees_each_remaining_example_once(digits, tmp_path, capsys, batch_after):
+    """Ctrl-C in epoch 2 (before step 15 ran), resume: epoch 2 goes on with the examples it had not seen, and
+    (same batch size) the run ends with the weights, dropout draws included, of the run never interrupted."""
+    from torch.utils.data import DataLoader
+
+    X, y = digits
+    X, y = X[:320], y[:320]
+
+    def go(folder, log, handlers=(), batch=32, **kw):
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(5)
+        tr = DataLoader(Seen(X, y, log), batch, shuffle=True, generator=g)
+        net = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(64, 10))  # dropout: the model's draws too
+        train_ch13(net, tr, [(X[:64], y[:64])], CE, torch.optim.SGD(net.parameters(), 0.05), 3, ["cpu"],
+                   plot=False, verbose=False, checkpoint_dir=str(folder), handlers=handlers, **kw)
+        return net
+
+    whole_log: list = []
+    whole = go(tmp_path / "whole", whole_log)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    cut_log: list = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            go(tmp_path / "cut", cut_log, [at(15, lambda _: os.kill(os.getpid(), signal.SIGINT))])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "that epoch goes on with the examples it had not seen" in capsys.readouterr().err
+    resumed_log: list = []
+    torch.manual_seed(123)  # whatever the new process's state: the checkpoint's is put back
+    resumed = go(tmp_path / "again", resumed_log, batch=batch_after, resume=str(tmp_path / "cut"))
+    trained = cut_log[320:]  # epoch 2 before the Ctrl-C
+    skipped = len(trained)  # read again to draw the same order, and dropped
+    assert resumed_log[:skipped] == trained[:skipped]
+    epoch2 = trained + resumed_log[skipped:skipped + 320 - len(trained)]
+    assert sorted(epoch2) == list(range(320))  # each example of epoch 2 once
+    assert len(resumed_log) == skipped + 320 - len(trained) + 320
+    if batch_after == 32:
+        assert epoch2 == whole_log[320:640]  # the same order as the uninterrupted run
+        for a, b in zip(whole.parameters(), resumed.parameters()):
+            torch.testing.assert_close(a, b)
+    else:
+        assert "the interrupted epoch had 4 of 10 batches; it goes on after batch 8 of this run's 20" in \
+            capsys.readouterr().err

@@ -231,6 +231,7 @@ def test_a_server_that_is_not_visdom_counts_nothing_as_delivered(digits, tmp_pat
 
 
 @pytest.mark.parametrize("line, message", [("[1, 2]", r":2 is not a Visdom log line"),
+                                           ('["close", {"eid": "main"}]', r":2 asks for endpoint 'close'"),
                                            ('["delete_env", {"eid": "main"}]', r":2 asks for endpoint 'delete_env'"),
                                            ('["events", {"eid": 5}]', r":2 has a malformed events message")])
 def test_replay_refuses_a_bad_line_by_number(tmp_path, line, message):
@@ -279,3 +280,31 @@ def test_a_plotted_element_does_not_keep_its_tensor_and_becomes_a_float_with_no_
     assert not plotter.store.windows["w"].traces["a"].pending  # read on the sender thread: no server answered
     assert plotter.store.points("w", "a") == [(1.0, 7.0)]
     assert plotter.close() is False and plotter.replay_path
+
+
+def test_points_a_server_took_but_never_saved_go_to_the_replay_log(tmp_path, capfd):
+    """Delivery counts for nothing until the server has written the env to its disk."""
+    with LocalVisdom(env_path=str(tmp_path / "visdom")) as server:
+        plotter = VisdomPlotter(server.url, "unsaved", out_dir=str(tmp_path / "run"), close_timeout=2,
+                                connect_timeout=0.5)
+        for i in range(5):
+            plotter.add("loss", "train", i, 1.0 / (i + 1))
+        assert plotter.flush(20) and trace_counts(server.url, "unsaved", "loss")["train"] == 5
+    assert server._log.closed  # stop() let go of server.log too
+    assert plotter.close() is False and plotter.replay_path  # the server died before any save
+    assert not (tmp_path / "visdom" / "unsaved.json").exists()
+    sent = [d for endpoint, m in read_log(plotter.replay_path) if endpoint == "events" for d in m["data"]]
+    assert sum(len(d["x"]) for d in sent) == 5
+    assert "5 points are not in an env" in capfd.readouterr().err
+
+
+def test_a_closing_save_the_server_fails_keeps_the_points_in_the_replay_log(tmp_path, capfd):
+    with LocalVisdom(env_path=str(tmp_path / "visdom")) as server:
+        (tmp_path / "visdom" / "savefail.json").mkdir()  # where the server writes the env: its save fails
+        plotter = VisdomPlotter(server.url, "savefail", out_dir=str(tmp_path / "run"), close_timeout=5)
+        for i in range(3):
+            plotter.add("loss", "train", i, 0.5)
+        assert plotter.close() is False and plotter.replay_path
+    err = capfd.readouterr().err
+    assert "did not save env 'savefail'" in err and "its points go to the replay log" in err
+    assert sum(len(d["x"]) for _, m in read_log(plotter.replay_path) for d in m["data"]) == 3

@@ -52,6 +52,7 @@ class Sender:
         self.failures = 0
         self.down_since: float | None = None
         self.saved = False
+        self.saved_counts: dict[str, dict[str, int]] = {}  # points in the env the server last saved to disk
 
     # -- training thread -------------------------------------------------------------------------
     def notify(self, win: str, trace: str | None = None) -> None:
@@ -81,14 +82,15 @@ class Sender:
                 self._overflow.set()
 
     def close(self, timeout: float = 10.0) -> bool:
-        """Flush, save the env, join with a bounded wait. Returns True when the server has every point."""
+        """Flush, save the env, join with a bounded wait. Returns True when the server saved every point
+        (a server that took the points but died before saving them has nothing: they go to the replay log)."""
         if self._thread is not None:
             try:
                 self.queue.put(_STOP, timeout=timeout)
             except queue.Full:
                 self._overflow.set()
             self._thread.join(timeout)
-        return not self.undelivered()
+        return not self.unsaved()
 
     def wait_delivered(self, timeout: float) -> bool:
         """Block until the server has every point, is found down, or ``timeout`` passes; True if delivered."""
@@ -101,9 +103,15 @@ class Sender:
         return [w for w, traces in counts.items()
                 if any(n > self.delivered.get(w, {}).get(t, 0) for t, n in traces.items())]
 
+    def unsaved(self) -> list[str]:
+        """The windows holding points that no save of the server has put on its disk."""
+        counts = self.store.counts()
+        return [w for w, traces in counts.items()
+                if any(n > self.saved_counts.get(w, {}).get(t, 0) for t, n in traces.items())]
+
     def write_replay(self, path: str) -> int:
-        """Write every window not fully on the server, whole, to ``path``; return the points written."""
-        wins = self.undelivered()
+        """Write every window not fully saved by the server, whole, to ``path``; return the points written."""
+        wins = self.unsaved()
         messages = [window_message(self.env, w, *self.store.snapshot(w)) for w in wins]
         write_log(path, messages)
         return sum(len(d["x"]) for m in messages for d in m["data"])
@@ -136,8 +144,7 @@ class Sender:
                     self.say(f"reconnected to {self.address}; every point kept during the outage was sent")
                     self.down_since = None
                 if stopping:
-                    self.wire.post("save", {"data": [self.env], "eid": self.env})
-                    self.saved = True
+                    self._save()
                     return
             except (requests.RequestException, PermissionError, OSError) as e:
                 self.failures += 1
@@ -152,6 +159,17 @@ class Sender:
                     return
                 retry_at = time.monotonic() + backoff
                 backoff = min(backoff * 2, 5.0)
+
+    def _save(self) -> None:
+        """Have the server write the env to its disk; only then do the delivered points count as kept."""
+        sent = {w: dict(t) for w, t in self.delivered.items()}
+        try:
+            self.wire.post("save", {"data": [self.env], "eid": self.env})
+        except (requests.RequestException, OSError) as e:
+            self.say(f"{self.address} did not save env {self.env!r} ({type(e).__name__}: {str(e)[:120]}); "
+                     "its points go to the replay log")
+            return
+        self.saved, self.saved_counts = True, sent
 
     def _notify(self) -> None:
         with self._progress:

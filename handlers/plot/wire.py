@@ -14,8 +14,9 @@ import requests
 
 __all__ = ["VisdomAddress", "window_message", "Wire", "NotVisdomError", "read_log", "write_log", "REPLAY_ENDPOINTS"]
 
-# What a replay log may ask of a server: Visdom's own drawing endpoints, nothing that deletes or forks.
-REPLAY_ENDPOINTS = ("events", "update", "save", "close")
+# What a replay log may ask of a server: Visdom's own drawing endpoints, nothing that deletes or forks
+# ("close" removes windows, every window of the env when it names none: a replay only adds).
+REPLAY_ENDPOINTS = ("events", "update", "save")
 
 
 class NotVisdomError(requests.ConnectionError):

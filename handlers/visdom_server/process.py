@@ -132,14 +132,16 @@ class LocalVisdom:
         raise TimeoutError(f"Visdom server did not answer at {self.url} within {timeout:.0f}s")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        log = getattr(self, "_log", None)
+        if log is not None and not log.closed:  # the parent's handle on server.log
+            log.close()
 
     def __enter__(self) -> LocalVisdom:
         return self.start() if self.process is None else self
