@@ -21,7 +21,8 @@ from handlers.checkpoint import check_checkpoint, load_checkpoint, read_checkpoi
 __all__ = ["resume_run", "ContinueEpoch"]
 
 
-def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length: int | None) -> int:
+def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length: int | None,
+               updates_per_epoch: int | None = None) -> int:
     """Load ``path`` into ``to_load`` under the policy above; what it lacks (e.g. a plot) starts fresh.
     Returns how many batches of the current epoch the checkpoint had trained (a Ctrl-C mid-epoch): the
     run skips them (``ContinueEpoch``), so the epoch goes on with the examples it had not seen.
@@ -47,9 +48,8 @@ def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length
     replaced = _use_given_settings(optimizer, given, state["optimizer"]["param_groups"])
     fit_optimizer_state(optimizer)  # this run's fused / foreach / channels_last, with the saved values
     if rebuilt:
-        steps = int(state["lr_scheduler"]["last_epoch"])
-        _fast_forward(scheduler, steps)
-        replaced.append(f"the lr schedule is this run's {type(scheduler).__name__}, fast-forwarded to update {steps}")
+        replaced.append(_position_schedule(scheduler, int(state["lr_scheduler"]["last_epoch"]), saved,
+                                           updates_per_epoch, to_load["trainer"]))
     trainer_state = to_load["trainer"].state
     done = saved.get("iteration", 0) % per_epoch if per_epoch and "iteration" in saved else 0
     if epoch_length is not None and trainer_state.epoch_length != epoch_length:
@@ -113,6 +113,25 @@ def _use_given_settings(optimizer: torch.optim.Optimizer, given: list[dict[str, 
                 lines.append(f"{key}{where} {value} instead of the saved {before}")
         group.update(now)
     return lines
+
+
+def _position_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int, saved: dict[str, Any],
+                       updates_per_epoch: int | None, trainer: Any) -> str:
+    """Step this run's scheduler (built for this run's length) to the run's progress: the epochs done, in
+    this run's updates an epoch when it steps per update (another batch size or world size has another
+    count), else the saved count. The trainer's update count follows, so per-update events agree."""
+    per_epoch, updates = saved.get("epoch_length"), saved.get("optimizer_steps")
+    epochs_done = saved["iteration"] / per_epoch if per_epoch and "iteration" in saved else saved.get("epoch", 0)
+    line = f"the lr schedule is this run's {type(scheduler).__name__}, fast-forwarded to update {steps}"
+    if updates_per_epoch and updates and steps == updates and epochs_done:  # it stepped once an update
+        now = round(epochs_done * updates_per_epoch)
+        if now != steps:
+            line = (f"the lr schedule is this run's {type(scheduler).__name__}, positioned at the run's progress "
+                    f"({epochs_done:g} epochs): update {now} of this run's {updates_per_epoch} an epoch (the "
+                    f"checkpoint's update {steps} counted {updates / epochs_done:g} an epoch)")
+            steps = trainer.state.optimizer_steps = now
+    _fast_forward(scheduler, steps)
+    return line
 
 
 def _fast_forward(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int) -> None:

@@ -88,7 +88,8 @@ def train_ch13(
         parts=parts, progress=progress if main else False, plot_title=run_title(net, trainer, train_iter),
         step_options=step)
     if resume is not None:
-        skip = resume_run(resume, recipe.to_save, num_epochs, run.epoch_length)
+        per_epoch = updates_per_epoch(run.train_iter, step.accumulation_steps) if run.epoch_length else None
+        skip = resume_run(resume, recipe.to_save, num_epochs, run.epoch_length, per_epoch)
         if skip:  # a Ctrl-C mid-epoch: that epoch goes on with the examples it had not seen
             rng = recipe.attached.get("rng")
             run = replace(run, train_iter=ContinueEpoch(run.train_iter, skip, rng.restore_now if rng else lambda: None))

@@ -207,3 +207,20 @@ def test_a_compiled_steps_first_epoch_is_left_out_of_examples_per_sec():
     engine.run(range(5), max_epochs=3)
     assert len(timer.epoch_seconds) == 3 and timer.examples == 100
     assert timer.seconds == pytest.approx(sum(timer.epoch_seconds[1:]))
+
+
+def test_a_schedule_resumed_with_another_batch_size_is_positioned_by_progress(digits, tmp_path, capsys):
+    X, y = digits
+
+    def go(batch, epochs, **kw):
+        tr, te = loaders(X, y, 256, 64, batch)
+        net = small_cnn()
+        opt = torch.optim.SGD(net.parameters(), 0.1)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4 * len(tr))  # sized for 4 epochs
+        train_ch13(net, tr, te, CE, opt, epochs, ["cpu"], plot=False, verbose=False, lr_scheduler=schedule, **kw)
+        return opt, schedule
+
+    go(32, 2, checkpoint_dir=str(tmp_path / "a"))  # 2 of 4 epochs at 8 updates an epoch: update 16 of 32
+    opt, schedule = go(64, 4, resume=str(tmp_path / "a"))  # 4 updates an epoch now: 2 epochs = update 8 of 16
+    assert schedule.last_epoch == 16 and opt.param_groups[0]["lr"] < 1e-6  # the end of the run, the end of the cosine
+    assert "positioned at the run's progress (2 epochs): update 8 of this run's 4 an epoch" in capsys.readouterr().err

@@ -295,7 +295,7 @@ def test_points_a_server_took_but_never_saved_go_to_the_replay_log(tmp_path, cap
     assert not (tmp_path / "visdom" / "unsaved.json").exists()
     sent = [d for endpoint, m in read_log(plotter.replay_path) if endpoint == "events" for d in m["data"]]
     assert sum(len(d["x"]) for d in sent) == 5
-    assert "5 points are not in an env" in capfd.readouterr().err
+    assert "5 points are not in an env saved by" in capfd.readouterr().err
 
 
 def test_a_closing_save_the_server_fails_keeps_the_points_in_the_replay_log(tmp_path, capfd):

@@ -192,11 +192,11 @@ class VisdomPlotter:
             os.makedirs(folder, exist_ok=True)
             n = self.sender.write_replay(path)
         except OSError as e:
-            say(f"points are not in an env {self.sender.address} saved, and the replay log cannot be written at {path} "
-                f"({e.strerror or e}); give the plotter a writable out_dir")
+            say(f"points are not in an env saved by {self.sender.address}, and the replay log cannot be written at "
+                f"{path} ({e.strerror or e}); give the plotter a writable out_dir")
             return
         self.replay_path = path
-        say(f"{n} points are not in an env {self.sender.address} saved; they are in {path} "
+        say(f"{n} points are not in an env saved by {self.sender.address}; they are in {path} "
             f"(send them later with: d2l-ignite replay {path})")
 
     def state_dict(self) -> dict[str, Any]:
