@@ -30,6 +30,7 @@ from handlers.guards import Interrupt, NonFiniteGuard, Stopped
 from handlers.history import History
 from handlers.lr_schedule import attach_lr_scheduler, current_lr
 from handlers.plot.plotter import VisdomPlotter
+from handlers.plot.run_windows import RunWindows
 from handlers.plot.windows import attach_book_plot, attach_lr_plot
 from handlers.progress import Progress, attach_epoch_lines, attach_progress, wants_progress
 from handlers.running import RunningMetrics
@@ -200,9 +201,11 @@ def attach_book_recipe(trainer: Engine, evaluator: Engine, test_iter: Iterable, 
 
 
 def _plots(plotter: VisdomPlotter, r: Recipe, num_epochs: int, settings: RecipeSettings, title: str | None,
-           ema: EmaWeights | None) -> VisdomPlotter:
+           ema: EmaWeights | None) -> RunWindows:
+    """The run's windows on ``plotter``; what checkpoints keep of the plot is these windows alone."""
+    before = set(plotter.store.windows)
     attach_book_plot(plotter, r.trainer, r.evaluator, num_epochs, title=title,
                      ema_evaluator=ema.evaluator if ema is not None else None)
     if settings.plot_lr and settings.lr_scheduler is not None:
         attach_lr_plot(plotter, r.trainer, lambda: current_lr(settings.lr_scheduler))
-    return plotter
+    return RunWindows(plotter, [w for w in plotter.store.windows if w not in before])

@@ -202,10 +202,22 @@ def find_checkpoint(path: str) -> str:
             os.path.join(path, "interrupted_checkpoint_*.pt"))
         if not found:
             raise CheckpointError(f"no last_checkpoint_*.pt in {path}; pass the checkpoint file itself to resume")
-        return max(found, key=os.path.getmtime)
+        return max(sorted(found), key=_progress)  # what the files record, not their names or times
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path} does not exist; pass a checkpoint file or a run folder")
     return path
+
+
+def _progress(path: str) -> float:
+    """The epochs of training a checkpoint file records (a mid-epoch one as a fraction); -1 if unreadable."""
+    try:
+        trainer = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("trainer") or {}
+    except Exception:  # a truncated or foreign file is never the one to resume from
+        return -1.0
+    per_epoch = trainer.get("epoch_length")
+    if "iteration" in trainer and per_epoch:
+        return trainer["iteration"] / per_epoch
+    return float(trainer.get("epoch", -1))
 
 
 def load_checkpoint(path: str, to_load: Mapping[str, Any], required: Iterable[str] | None = None,

@@ -224,3 +224,19 @@ def test_a_schedule_resumed_with_another_batch_size_is_positioned_by_progress(di
     opt, schedule = go(64, 4, resume=str(tmp_path / "a"))  # 4 updates an epoch now: 2 epochs = update 8 of 16
     assert schedule.last_epoch == 16 and opt.param_groups[0]["lr"] < 1e-6  # the end of the run, the end of the cosine
     assert "positioned at the run's progress (2 epochs): update 8 of this run's 4 an epoch" in capsys.readouterr().err
+
+
+def test_a_run_folder_resumes_from_the_most_progress_its_files_record(tmp_path):
+    from handlers.checkpoint import find_checkpoint
+
+    def save(name, **trainer):
+        torch.save({"trainer": trainer, "model": {}}, tmp_path / name)
+
+    save("interrupted_checkpoint_25.pt", iteration=25, epoch_length=10)  # 2.5 epochs
+    save("last_checkpoint_2.pt", iteration=20, epoch_length=10)  # written later (a copy, a restore): newer
+    (tmp_path / "last_checkpoint_9.pt").write_bytes(b"truncated")  # unreadable: never chosen
+    os.utime(tmp_path / "interrupted_checkpoint_25.pt", (1, 1))
+    assert find_checkpoint(str(tmp_path)) == str(tmp_path / "interrupted_checkpoint_25.pt")
+    save("last_checkpoint_3.pt", epoch=3, epoch_length=10)
+    os.utime(tmp_path / "last_checkpoint_3.pt", (1, 1))  # the oldest time, the most progress
+    assert find_checkpoint(str(tmp_path)) == str(tmp_path / "last_checkpoint_3.pt")

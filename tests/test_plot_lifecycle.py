@@ -308,3 +308,26 @@ def test_a_closing_save_the_server_fails_keeps_the_points_in_the_replay_log(tmp_
     err = capfd.readouterr().err
     assert "did not save env 'savefail'" in err and "its points go to the replay log" in err
     assert sum(len(d["x"]) for _, m in read_log(plotter.replay_path) for d in m["data"]) == 3
+
+
+def test_a_resume_draws_in_its_own_window_with_its_own_frame_and_leaves_other_windows(digits, tmp_path):
+    tr, te = loaders(*digits, 128, 64, 32)  # 4 batches an epoch: 5 book points an epoch, capped at 4
+
+    def go(plotter, epochs, lr, **kw):
+        net = small_cnn()
+        train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), lr), epochs, ["cpu"], plot=plotter,
+                   verbose=False, **kw)
+
+    with VisdomPlotter("http://127.0.0.1:9", "first", out_dir=str(tmp_path / "p1"), connect_timeout=0.1) as first:
+        go(first, 2, 0.1, checkpoint_dir=str(tmp_path / "ck"))
+    saved = first.store.points("train_ch13", "test acc")
+    shared = VisdomPlotter("http://127.0.0.1:9", "shared", out_dir=str(tmp_path / "p2"), connect_timeout=0.1)
+    go(shared, 1, 0.3)  # another run's window on the plotter the resume is given
+    other = {t: shared.store.points("train_ch13", t) for t in ("train loss", "test acc")}
+    go(shared, 4, 0.05, resume=str(tmp_path / "ck"))
+    assert {t: shared.store.points("train_ch13", t) for t in other} == other  # untouched
+    mine = shared.store.windows["train_ch13-2"]
+    assert mine.opts["xtickmax"] == 4 and "lr 0.05" in mine.opts["title"]  # the frame and title of this run
+    acc = shared.store.points("train_ch13-2", "test acc")
+    assert acc[:2] == saved and [x for x, _ in acc] == [1.0, 2.0, 3.0, 4.0]  # the checkpoint's, then this run's
+    shared.close()

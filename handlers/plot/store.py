@@ -144,16 +144,22 @@ class PlotStore:
             out[w] = {"opts": opts, "traces": traces}
         return out
 
+    def set_points(self, win: str, traces: dict[str, list]) -> None:
+        """Replace the points of ``win``'s traces (a resumed run's own window); its options stay."""
+        fresh = {name: _trace(points) for name, points in traces.items()}
+        with self.lock:
+            self.windows[win].traces.update(fresh)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        windows = {}
-        for w, s in state.items():
-            traces = {}
-            for name, pts in s["traces"].items():
-                trace = Trace()
-                for x, y in pts:
-                    trace.xs.append(float(x))
-                    trace.ys.append(float(y))
-                traces[name] = trace
-            windows[w] = Window(dict(s["opts"]), traces)
+        windows = {w: Window(dict(s["opts"]), {name: _trace(pts) for name, pts in s["traces"].items()})
+                   for w, s in state.items()}
         with self.lock:
             self.windows = windows
+
+
+def _trace(points: list) -> Trace:
+    trace = Trace()
+    for x, y in points:
+        trace.xs.append(float(x))
+        trace.ys.append(float(y))
+    return trace
