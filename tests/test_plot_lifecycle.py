@@ -331,3 +331,25 @@ def test_a_resume_draws_in_its_own_window_with_its_own_frame_and_leaves_other_wi
     acc = shared.store.points("train_ch13-2", "test acc")
     assert acc[:2] == saved and [x for x, _ in acc] == [1.0, 2.0, 3.0, 4.0]  # the checkpoint's, then this run's
     shared.close()
+
+
+def test_a_plotter_used_from_several_threads_keeps_every_point(tmp_path):
+    plotter = VisdomPlotter("http://127.0.0.1:9", "threads", out_dir=str(tmp_path), connect_timeout=0.1,
+                            close_timeout=2)
+    barrier = threading.Barrier(8)
+
+    def plot(k):
+        barrier.wait()  # all at once: the first points race to start the sender
+        for i in range(500):
+            plotter.add(f"w{k % 2}", f"t{k}", i, torch.tensor(float(i)) if i % 2 else float(i))
+
+    threads = [threading.Thread(target=plot, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(n for w in plotter.store.counts().values() for n in w.values()) == 4000
+    assert sum(getattr(t, "_target", None) == plotter.sender._run for t in threading.enumerate()) == 1  # one worker
+    assert plotter.close() is False
+    logged = [d for _, m in read_log(plotter.replay_path) for d in m["data"]]
+    assert sum(len(d["x"]) for d in logged) == 4000 and all(y == x for d in logged for x, y in zip(d["x"], d["y"]))

@@ -48,6 +48,7 @@ class Sender:
         self._overflow = threading.Event()
         self._queued: set[tuple[str, str | None]] = set()  # notifications not yet taken by the worker
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
         self._progress = threading.Condition()  # notified after each send attempt
         self.failures = 0
         self.down_since: float | None = None
@@ -66,8 +67,11 @@ class Sender:
             return
         self._queued.add(key)
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="visdom-sender", daemon=True)
-            self._thread.start()
+            with self._starting:  # several threads may plot: one worker
+                if self._thread is None:
+                    thread = threading.Thread(target=self._run, name="visdom-sender", daemon=True)
+                    thread.start()
+                    self._thread = thread
         try:
             self.queue.put_nowait(key)
         except queue.Full:
