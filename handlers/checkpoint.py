@@ -21,70 +21,14 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
+from handlers.rng_state import RngState
+
 __all__ = ["RngState", "Checkpoints", "attach_checkpoints", "find_checkpoint", "read_checkpoint", "check_checkpoint",
            "load_checkpoint", "CheckpointError"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed from: missing, corrupt, or from another model or run."""
-
-
-class RngState:
-    """The random streams a run draws from (torch, CUDA, the data loaders' generators) as a state_dict.
-
-    Attached to a trainer, it takes its snapshot at the end of each epoch, after the evaluation, and
-    then starts the next epoch's data iterator at once. Otherwise the exhausted iterator would draw
-    from the loader's generator when the next epoch asks for a batch, a draw a resumed run never
-    makes, and the resumed shuffle order would differ from the uninterrupted one.
-    """
-
-    def __init__(self, loaders: Iterable[Any] = ()) -> None:
-        self.generators = [g for g in (getattr(loader, "generator", None) for loader in loaders) if g is not None]
-        self._snapshot: dict[str, Any] | None = None
-
-    def attach(self, trainer: Engine) -> RngState:
-        trainer.add_event_handler(Events.STARTED, self._started)
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
-        return self
-
-    def _started(self, trainer: Engine) -> None:  # the first epoch's iterator is made after this
-        if self._snapshot is None:
-            self._snapshot = self._capture()
-
-    def _epoch_completed(self, trainer: Engine) -> None:
-        self._snapshot = self._capture()
-        state = trainer.state
-        if state.dataloader is not None and state.max_epochs is not None and state.epoch < state.max_epochs:
-            trainer.set_data(state.dataloader)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The streams as the current epoch's data iterator found them, and as they are now ("now": a
-        checkpoint taken mid-epoch continues the epoch's order from the first, the model's draws from the
-        second)."""
-        return {**(self._snapshot if self._snapshot is not None else self._capture()), "now": self._capture()}
-
-    def restore_now(self) -> None:
-        """Put back the streams as they were when the loaded checkpoint was taken (its ``now``)."""
-        now = (self._snapshot or {}).get("now")
-        if now is not None:
-            self._restore(now)
-
-    def _capture(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"torch": torch.get_rng_state(), "generators": [g.get_state() for g in self.generators]}
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._snapshot = dict(state)
-        self._restore(state)
-
-    def _restore(self, state: Mapping[str, Any]) -> None:
-        torch.set_rng_state(state["torch"])
-        for g, s in zip(self.generators, state["generators"]):
-            g.set_state(s)
-        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class _ReplacingSaver(DiskSaver):
@@ -119,7 +63,9 @@ class _ReplacingSaver(DiskSaver):
             raise OSError(code, f"writing checkpoint {filename} in {self.dirname} failed ({os.strerror(code)}); "
                           "the previous checkpoint is kept. Free some space or choose another folder") from e
         while self._doomed:
-            super().remove(self._doomed.pop())
+            name = self._doomed.pop()
+            if os.path.exists(os.path.join(self.dirname, name)):  # a resumed run's best may never have been here
+                super().remove(name)
 
 
 def check_folder(folder: str, need_bytes: int) -> None:
@@ -179,16 +125,44 @@ def attach_checkpoints(
     if idist.get_rank() == 0:  # only rank 0 writes (Ignite's DiskSaver)
         check_folder(folder, checkpoint_size(to_save))
 
+    so_far = _BestSoFar(folder)
+    if score is not None and isinstance(to_save, dict):
+        to_save["best_so_far"] = so_far  # the run's best score and file travel with every checkpoint
+
     def saver(prefix: str, **kw: Any) -> Checkpoint:
         return Checkpoint(dict(to_save), _ReplacingSaver(folder), filename_prefix=prefix, n_saved=1, **kw)
 
     last = saver("last", global_step_transform=_epoch)
     best = None if score is None else saver("best", score_function=score, score_name="test_acc",
                                             global_step_transform=_epoch)
-    for handler in (last, best):
+    so_far.handler = best
+    for handler in (best, last):  # best first: the epoch's last file records the best so far, this epoch's too
         if handler is not None:
             trainer.add_event_handler(Events.EPOCH_COMPLETED, handler)
     return Checkpoints(last, best, saver("interrupted", global_step_transform=lambda e, _: e.state.iteration))
+
+
+class _BestSoFar:
+    """The ``best`` handler's record (score and file), so a resumed run's best is the whole run's.
+
+    Resumed into another folder, the run's best file is copied there, so each run folder holds the best
+    of the run so far; a later better epoch replaces it there (one ``best_`` file a folder)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder, self.handler = os.path.abspath(folder), None
+
+    def state_dict(self) -> dict[str, Any]:
+        saved = self.handler.state_dict()["_saved"] if self.handler is not None else []
+        return {"folder": self.folder, "saved": [[float(p), str(f)] for p, f in saved]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if self.handler is None or not state.get("saved"):
+            return
+        for _, name in state["saved"]:
+            source, here = os.path.join(state["folder"], name), os.path.join(self.folder, name)
+            if idist.get_rank() == 0 and source != here and os.path.isfile(source) and not os.path.exists(here):
+                shutil.copyfile(source, here)
+        self.handler.load_state_dict({"_saved": [(p, f) for p, f in state["saved"]]})
 
 
 def _epoch(engine: Engine, _event: Any) -> int:

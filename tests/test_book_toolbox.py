@@ -125,3 +125,4 @@ def test_animator_draws_what_the_books_animator_draws(server):
     assert drawn == {name: (book.X[i], book.Y[i]) for i, name in enumerate(kwargs["legend"])}
     assert content["layout"]["yaxis"]["type"] == "log"
     assert content["layout"]["xaxis"] == {"type": "linear", "title": "epoch", "range": [1, 2]}
+    assert plotter.close()  # whoever makes a plotter closes it: the server saves the env while it runs

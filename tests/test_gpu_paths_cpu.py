@@ -240,3 +240,21 @@ def test_a_run_folder_resumes_from_the_most_progress_its_files_record(tmp_path):
     save("last_checkpoint_3.pt", epoch=3, epoch_length=10)
     os.utime(tmp_path / "last_checkpoint_3.pt", (1, 1))  # the oldest time, the most progress
     assert find_checkpoint(str(tmp_path)) == str(tmp_path / "last_checkpoint_3.pt")
+
+
+def test_best_is_the_best_of_the_whole_run_after_a_resume(digits, tmp_path):
+    X, y = digits
+    tr, te = loaders(X, y, 256, 128, 32)
+
+    def go(epochs, lr, folder, **kw):
+        net = small_cnn()
+        return train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), lr), epochs, ["cpu"], plot=False,
+                          verbose=False, checkpoint_dir=str(tmp_path / folder), **kw)
+
+    first = go(3, 0.1, "a")
+    best = max(first.test_acc)
+    for folder in ("b", "a"):  # into a new folder, and into the same one
+        resumed = go(5, 0.0, folder, resume=str(tmp_path / "a" / "last_checkpoint_3.pt"))  # lr 0: no better epoch
+        assert max(resumed.test_acc) == best
+        files = [n for n in os.listdir(tmp_path / folder) if n.startswith("best_")]
+        assert len(files) == 1 and files[0].endswith(f"test_acc={best:.4f}.pt"), files
