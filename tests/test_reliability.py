@@ -19,6 +19,7 @@ from torch import nn
 
 from engine import train_ch13
 from handlers import CheckpointError, LocalVisdom, VisdomPlotter
+from handlers.plot import read_log
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CE = nn.CrossEntropyLoss(reduction="none")
@@ -304,3 +305,31 @@ def test_the_ctrl_c_test_passes_when_the_suite_starts_with_sigint_ignored(tmp_pa
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_a_full_disk_at_the_servers_closing_save_keeps_every_point_in_the_replay_log(tmp_path, capfd):
+    """The server's save fails (its disk is full): its points count as not kept, close() says so, and the
+    replay log (on another disk) holds them all."""
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a small tmpfs and needs root (CI runs as root)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
+    try:
+        with LocalVisdom(env_path=str(disk / "visdom")) as server:
+            plotter = VisdomPlotter(server.url, "full", out_dir=str(tmp_path / "run"), close_timeout=5)
+            for i in range(2000):
+                plotter.add("loss", "train", i, 0.5)
+            assert plotter.flush(20)  # the server has every point, in memory
+            fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+            try:
+                while True:
+                    os.write(fd, b"\0" * 4096)
+            except OSError:
+                os.close(fd)
+            assert plotter.close() is False and plotter.replay_path
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    err = capfd.readouterr().err
+    assert "did not save env 'full' (HTTPError: 500" in err and "2000 points are not in an env saved by" in err
+    assert sum(len(d["x"]) for _, m in read_log(plotter.replay_path) for d in m["data"]) == 2000
