@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from engine.gpu import fit_optimizer_state
-from handlers.checkpoint import check_checkpoint, load_checkpoint, read_checkpoint
+from handlers.checkpoint import check_checkpoint, load_checkpoint, read_checkpoint, recorded_epochs
 
 __all__ = ["resume_run", "ContinueEpoch"]
 
@@ -120,8 +120,7 @@ def _position_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: i
     """Step this run's scheduler (built for this run's length) to the run's progress: the epochs done, in
     this run's updates an epoch when it steps per update (another batch size or world size has another
     count), else the saved count. The trainer's update count follows, so per-update events agree."""
-    per_epoch, updates = saved.get("epoch_length"), saved.get("optimizer_steps")
-    epochs_done = saved["iteration"] / per_epoch if per_epoch and "iteration" in saved else saved.get("epoch", 0)
+    updates, epochs_done = saved.get("optimizer_steps"), recorded_epochs(saved)
     line = f"the lr schedule is this run's {type(scheduler).__name__}, fast-forwarded to update {steps}"
     if updates_per_epoch and updates and steps == updates and epochs_done:  # it stepped once an update
         now = round(epochs_done * updates_per_epoch)

@@ -24,7 +24,7 @@ from ignite.handlers import Checkpoint, DiskSaver
 from handlers.rng_state import RngState
 
 __all__ = ["RngState", "Checkpoints", "attach_checkpoints", "find_checkpoint", "read_checkpoint", "check_checkpoint",
-           "load_checkpoint", "CheckpointError"]
+           "load_checkpoint", "CheckpointError", "recorded_epochs"]
 
 
 class CheckpointError(ValueError):
@@ -182,16 +182,22 @@ def find_checkpoint(path: str) -> str:
     return path
 
 
+def recorded_epochs(trainer: Mapping[str, Any], default: float = 0.0) -> float:
+    """The epochs of training a trainer's saved state records (Ignite keeps the iteration and the epoch
+    length, or the epoch): a mid-epoch checkpoint as a fraction; ``default`` when it records neither."""
+    per_epoch = trainer.get("epoch_length")
+    if "iteration" in trainer and per_epoch:
+        return trainer["iteration"] / per_epoch
+    return float(trainer.get("epoch", default))
+
+
 def _progress(path: str) -> float:
-    """The epochs of training a checkpoint file records (a mid-epoch one as a fraction); -1 if unreadable."""
+    """The epochs of training a checkpoint file records; -1 if unreadable."""
     try:
         trainer = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("trainer") or {}
     except Exception:  # a truncated or foreign file is never the one to resume from
         return -1.0
-    per_epoch = trainer.get("epoch_length")
-    if "iteration" in trainer and per_epoch:
-        return trainer["iteration"] / per_epoch
-    return float(trainer.get("epoch", -1))
+    return recorded_epochs(trainer, default=-1.0)
 
 
 def load_checkpoint(path: str, to_load: Mapping[str, Any], required: Iterable[str] | None = None,
