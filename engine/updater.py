@@ -50,6 +50,7 @@ class Updater:
     def update(self, objective: torch.Tensor, is_mean: bool, last_of_epoch: bool = False) -> bool:
         """Backpropagate one batch's objective; step after ``k`` batches or at the epoch's last batch.
         Returns whether an update was applied (an fp16 update skipped for inf gradients is not)."""
+        completes = self.steps_after(last_of_epoch)
         if self.pending == 0:
             if self.keep_grads:
                 keep_grads_allocated(self.params)
@@ -62,9 +63,7 @@ class Updater:
             objective = objective * self.world
         (self.scaler.scale(objective) if self.scaler is not None else objective).backward()
         self.pending += 1
-        if self.pending >= self.k or last_of_epoch:
-            return self.step()
-        return False
+        return self.step() if completes else False
 
     def flush(self) -> bool:
         """Step on what is left (an iterable of unknown length ends its epoch unannounced)."""
