@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from engine.loader_view import LoaderView, view
+
 __all__ = ["DevicePrefetcher", "prefetch"]
 
 _END = object()
@@ -31,18 +33,16 @@ def _moved(x: Any, device: torch.device, record: list[torch.Tensor]) -> Any:
     return x
 
 
-class DevicePrefetcher:
+class DevicePrefetcher(LoaderView):
     """The loader, each batch already on ``device``. ``copy_waited`` is a CUDA event recorded on the
     compute stream just before it waits for the batch's copy: a step timer that starts there counts a
     copy the prefetch could not hide, as the book's timer counts the copy (``handlers.StepTimer``)."""
 
     def __init__(self, loader: Iterable, device: torch.device) -> None:
-        self.loader, self.device = loader, torch.device(device)
+        super().__init__(loader)
+        self.device = torch.device(device)
         self.sampler = getattr(loader, "sampler", None)  # seen by handlers that set a sampler's epoch
         self.copy_waited: torch.cuda.Event | None = None
-
-    def __getattr__(self, name: str) -> Any:  # generator, dataset, batch_size ... of the wrapped loader
-        return getattr(self.__dict__["loader"], name)
 
     def __iter__(self) -> Iterator[Any]:
         if self.device.type != "cuda":
@@ -72,12 +72,6 @@ class DevicePrefetcher:
             return _moved(batch, self.device, copies), copies
 
 
-class _SizedPrefetcher(DevicePrefetcher):
-    def __len__(self) -> int:
-        return len(self.loader)  # type: ignore[arg-type]
-
-
 def prefetch(loader: Iterable, device: torch.device) -> DevicePrefetcher:
     """A prefetcher with a length exactly when ``loader`` has one (a check for unsized iterables holds)."""
-    sized = hasattr(loader, "__len__")
-    return (_SizedPrefetcher if sized else DevicePrefetcher)(loader, device)
+    return view(DevicePrefetcher, loader, device)

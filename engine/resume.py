@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from engine.gpu import fit_optimizer_state
+from engine.loader_view import LoaderView
 from handlers.checkpoint import check_checkpoint, load_checkpoint, read_checkpoint, recorded_epochs
 
 __all__ = ["resume_run", "ContinueEpoch"]
@@ -65,8 +66,9 @@ def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length
     return done
 
 
-class ContinueEpoch:
-    """The training data, whose first epoch here skips the ``skip`` batches an interrupted run trained.
+class ContinueEpoch(LoaderView):
+    """The training data, whose first epoch here skips the ``skip`` batches an interrupted run trained
+    (made with ``engine.loader_view.view``, sized exactly when the loader is).
 
     The checkpoint's random state from the epoch's start draws the same order again; the skipped batches
     are read and dropped (what they cost is one pass of the loader over them), and ``then`` puts back
@@ -74,13 +76,8 @@ class ContinueEpoch:
     """
 
     def __init__(self, loader: Iterable, skip: int, then: Callable[[], None] = lambda: None) -> None:
-        self.loader, self.skip, self.then = loader, skip, then
-
-    def __getattr__(self, name: str) -> Any:  # sampler, generator, batch_size ... of the loader
-        return getattr(self.__dict__["loader"], name)
-
-    def __len__(self) -> int:
-        return len(self.loader)  # type: ignore[arg-type]
+        super().__init__(loader)
+        self.skip, self.then = skip, then
 
     def __iter__(self) -> Iterator[Any]:
         batches = iter(self.loader)

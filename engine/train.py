@@ -13,6 +13,7 @@ from engine.checks import check_epochs, check_loader, check_net, check_schedule,
 from engine.distributed import is_main_process, release_process_group
 from engine.factories import create_evaluator, create_trainer
 from engine.keywords import split_keywords, with_keywords
+from engine.loader_view import view
 from engine.placement import Placement, place, run_device
 from engine.recipe import Part
 from engine.resume import ContinueEpoch, resume_run
@@ -92,7 +93,8 @@ def train_ch13(
         skip = resume_run(resume, recipe.to_save, num_epochs, run.epoch_length, per_epoch)
         if skip:  # a Ctrl-C mid-epoch: that epoch goes on with the examples it had not seen
             rng = recipe.attached.get("rng")
-            run = replace(run, train_iter=ContinueEpoch(run.train_iter, skip, rng.restore_now if rng else lambda: None))
+            run = replace(run, train_iter=view(ContinueEpoch, run.train_iter, skip,
+                                               rng.restore_now if rng else lambda: None))
     return _run(recipe, run, num_epochs, (plotter, owned), verbose and main, main)
 
 

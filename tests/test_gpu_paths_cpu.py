@@ -149,6 +149,12 @@ def test_the_prefetcher_moves_tensors_anywhere_and_leaves_other_leaves():
     assert len(copies) == 3 and out[1][1:] == ["s", 3] and isinstance(out[2], Pair) and out[2].ids == ["id"]
     assert len(prefetch([1, 2], "cpu")) == 2 and not hasattr(prefetch(iter([1]), "cpu"), "__len__")
     assert list(prefetch(iter([1, 2]), "cpu")) == [1, 2]
+    from engine.loader_view import view
+    from engine.resume import ContinueEpoch
+
+    resumed = view(ContinueEpoch, [1, 2, 3, 4], 2)
+    assert len(resumed) == 4 and list(resumed) == [3, 4] and list(resumed) == [1, 2, 3, 4]  # skips once
+    assert not hasattr(view(ContinueEpoch, iter([1, 2, 3]), 1), "__len__")
 
 
 def test_more_processes_than_gpus(monkeypatch):
