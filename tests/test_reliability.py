@@ -1,6 +1,7 @@
 """Reliability, round 2: each case found by trying to break the landed project, each with its new message."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import signal
@@ -231,20 +232,27 @@ def test_sigterm_and_sighup_stop_train_like_ctrl_c_and_stop_its_server(tmp_path,
     assert _free(port)  # the server it started is gone
 
 
-def test_a_real_full_disk_on_the_first_checkpoint_leaves_no_temporary_file(digits, tmp_path):
+@contextlib.contextmanager
+def small_disk(tmp_path, size: str):
+    """A real tmpfs of ``size`` mounted under ``tmp_path`` for the block (a full disk, for real)."""
     if os.geteuid() != 0:
         pytest.fail("this test mounts a small tmpfs and needs root (CI runs as root)")
     disk = tmp_path / "disk"
     disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], check=True)
     try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_real_full_disk_on_the_first_checkpoint_leaves_no_temporary_file(digits, tmp_path):
+    with small_disk(tmp_path, "4m") as disk:
         fill = lambda t, _: t.add_event_handler(  # noqa: E731 -- after the folder check, the disk fills up
             Events.ITERATION_COMPLETED(once=1), lambda _: (disk / "filler").write_bytes(b"\0" * (4 * 2**20 - 8192)))
         with pytest.raises(OSError, match="No space left on device"):
             train(digits, checkpoint_dir=str(disk / "ck"), handlers=[fill])
         assert os.listdir(disk / "ck") == []
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_login_cookie_secret_is_private_and_fresh_per_launch(tmp_path, monkeypatch):
@@ -310,12 +318,7 @@ def test_the_ctrl_c_test_passes_when_the_suite_starts_with_sigint_ignored(tmp_pa
 def test_a_full_disk_at_the_servers_closing_save_keeps_every_point_in_the_replay_log(tmp_path, capfd):
     """The server's save fails (its disk is full): its points count as not kept, close() says so, and the
     replay log (on another disk) holds them all."""
-    if os.geteuid() != 0:
-        pytest.fail("this test mounts a small tmpfs and needs root (CI runs as root)")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=True)
-    try:
+    with small_disk(tmp_path, "2m") as disk:
         with LocalVisdom(env_path=str(disk / "visdom")) as server:
             plotter = VisdomPlotter(server.url, "full", out_dir=str(tmp_path / "run"), close_timeout=5)
             for i in range(2000):
@@ -328,8 +331,6 @@ def test_a_full_disk_at_the_servers_closing_save_keeps_every_point_in_the_replay
             except OSError:
                 os.close(fd)
             assert plotter.close() is False and plotter.replay_path
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
     err = capfd.readouterr().err
     assert "did not save env 'full' (HTTPError: 500" in err and "2000 points are not in an env saved by" in err
     assert sum(len(d["x"]) for _, m in read_log(plotter.replay_path) for d in m["data"]) == 2000
