@@ -49,3 +49,5 @@ def _run_in_tmp(tmp_path, monkeypatch):
     ``plot=True`` starts no server unless a test asks for it (``D2L_IGNITE_PLOT=1``), as in CI."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("D2L_IGNITE_PLOT", "0")
+    monkeypatch.setenv("D2L_IGNITE_STATE", str(tmp_path / ".d2l-state"))  # this test's own shared Visdom server
+    monkeypatch.setenv("D2L_IGNITE_VISDOM_LINGER", "1")

@@ -9,10 +9,13 @@ import sys
 import pytest
 
 
-def cli(*args: str, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.app", *args], capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ, VISDOM_URL="http://127.0.0.1:1", D2L_IGNITE_PLOT="1",
-                                                   **(env or {})))
+def cli(*args: str, timeout: int = 300, env: dict | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """The command, with plots on and ``$VISDOM_URL`` at a free port (nothing answers: a server starts there)."""
+    from handlers.visdom_server import free_port
+
+    return subprocess.run([sys.executable, "-m", "engine.app", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, env=dict(os.environ, **{"VISDOM_URL": f"http://127.0.0.1:{free_port()}",
+                                                                   "D2L_IGNITE_PLOT": "1", **(env or {})}))
 
 
 @pytest.mark.slow
@@ -30,8 +33,8 @@ def test_default_train_reaches_97_percent_with_live_plots(tmp_path):
     assert any(name.startswith("d2l-ignite-") and name.endswith(".json") for name in saved)
 
 
-def test_explicit_unreachable_url_writes_replay_log(tmp_path):
-    done = cli("train", "--epochs", "1", "--out", str(tmp_path / "r"), "--visdom", "http://127.0.0.1:9")
+def test_explicit_unreachable_url_writes_replay_log(tmp_path):  # another machine's (a local one would be started)
+    done = cli("train", "--epochs", "1", "--out", str(tmp_path / "r"), "--visdom", "http://192.0.2.1:8097")
     assert done.returncode == 0, done.stderr
     assert "nothing answers" in done.stderr
     assert (tmp_path / "r" / "visdom-replay.log").stat().st_size > 0
@@ -96,3 +99,17 @@ def test_fashion_mnist_data_set_with_the_books_lenet(tmp_path):
     missing = cli("train", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "none"), "--no-plot",
                   "--out", str(tmp_path / "y"), env={"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"})
     assert missing.returncode == 2 and "could not be downloaded" in missing.stderr
+
+
+def test_compare_errors_are_one_line_naming_the_fix(tmp_path):
+    from engine.app.runs import compare_name
+    from handlers.visdom_server import free_port
+
+    done = cli("compare", "run-a", "--visdom", f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 2 and "start one on the saved runs with `d2l-ignite visdom`" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    done = cli("compare", "run-a", "run-b", cwd=str(tmp_path), env={"VISDOM_URL": ""})  # one is started on ./runs
+    assert done.returncode == 2 and "does not hold run-a, run-b; it holds: none" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    name = compare_name([f"d2l-ignite-20261127-0000{i:02d}-abc{i:03d}" for i in range(40)])
+    assert name.startswith("compare-40-runs-") and len(name) < 40

@@ -75,3 +75,31 @@ def test_no_server_raises_nothing_and_keeps_every_point(tmp_path, monkeypatch):
     mnist_like_run(vd_logger)
     windows = {m["win"]: len(m["data"][0]["x"]) for _, m in read_log(vd_logger.plotter.replay_path)}
     assert windows["training/batchloss"] == 6 and windows["validation/accuracy"] == 2
+
+
+def test_the_windows_x_axis_says_what_x_counts(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISDOM_PORT", "9")  # nothing answers: the labels are in the record
+    vd_logger = VisdomLogger(env="labels", out_dir=str(tmp_path))
+    mnist_like_run(vd_logger)
+    labels = {name: w.opts.get("xlabel") for name, w in vd_logger.plotter.store.windows.items()}
+    assert labels["training/batchloss"] == "iteration" and labels["validation/accuracy"] == "epoch"
+    assert labels["lr/group_0"] == "iteration" and labels["weights_norm/1/weight"] == "iteration"
+
+
+def test_a_window_per_parameter_makes_a_bounded_png(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from handlers.plot.png import MAX_PANELS
+
+    monkeypatch.setenv("VISDOM_PORT", "9")
+    vd_logger = VisdomLogger(env="many", out_dir=str(tmp_path))
+    model = nn.Sequential(*[nn.Linear(4, 4) for _ in range(100)])  # 200 parameters: 400 windows
+    trainer = create_supervised_trainer(model, torch.optim.SGD(model.parameters(), lr=0.01), nn.MSELoss())
+    vd_logger.attach(trainer, log_handler=WeightsScalarHandler(model), event_name=Events.ITERATION_COMPLETED)
+    vd_logger.attach(trainer, log_handler=GradsScalarHandler(model), event_name=Events.ITERATION_COMPLETED)
+    trainer.run(DataLoader(TensorDataset(torch.randn(8, 4), torch.randn(8, 4)), 4), max_epochs=2)
+    vd_logger.close()
+    assert len(vd_logger.plotter.store.windows) == 400
+    width, height = Image.open(tmp_path / "curves.png").size
+    assert width <= 4 * 4.5 * 110 + 1 and height <= -(-MAX_PANELS // 4) * 3.2 * 110 + 1  # two panels: one a group
+    assert (width, height) == (2 * 4.5 * 110, 3.2 * 110)

@@ -37,6 +37,7 @@ for epoch in range(2):
 print("delivered", animator.close(), animator.plotter.env, animator.window)""",
     """history = train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"),
                      torch.optim.Adam(net.parameters(), lr=1e-2), 1)  # plot=True: the live window inline""",
+    "animator",  # a cell ending in the Animator
 ]
 
 
@@ -63,10 +64,19 @@ def test_the_books_calls_in_a_notebook(server, monkeypatch):
     shown = [o for o in train.outputs if o.output_type == "execute_result"]
     assert len(shown) == 1 and len(shown[0]["data"]["text/plain"]) < 160  # a one-line History, not its lists
     widgets = [o for o in train.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert widgets, "no progress widget: " + json.dumps(train.outputs)[:500]
+    assert len(widgets) == 1, "one progress widget per call: " + json.dumps(train.outputs)[:800]
+    assert "epoch 2/2" in widgets[0]["data"].get("text/plain", ""), widgets[0]["data"]  # the saved text reads done
+    assert "Warning" not in _texts(train), _texts(train)
     m = re.search(r"delivered True (\S+) (\S+)", _texts(nb.cells[2]))
     assert m, _texts(nb.cells[2])
     assert trace_counts(server.url, m.group(1), m.group(2)) == {"train loss": 2, "train acc": 2}
+    book_loop = nb.cells[2]  # Animator alone: the link and the live window, as train_ch13 shows them
+    animator_link = re.search(r"Live plots: (\S+)", _texts(book_loop)).group(1)
+    assert animator_link == f"{server.url}/env/{m.group(1)}", _texts(book_loop)
+    assert any(f'src="{animator_link}"' in o["data"].get("text/html", "") for o in book_loop.outputs
+               if "data" in o), book_loop.outputs
+    assert "training" not in _texts(book_loop).replace("train ", "")
+    assert nb.cells[4].outputs == []  # a quiet cell result, not <...Animator at 0x...>
     live = nb.cells[3]
     link = re.search(r"Live plots: (\S+)", _texts(live)).group(1)
     frames = [o["data"]["text/html"] for o in live.outputs if "text/html" in o.get("data", {})]

@@ -91,7 +91,7 @@ def test_asset_list_of_visdom_030_maps_to_npm(tmp_path):
 
 def test_saved_runs_are_served_and_compared_with_curves_visible(tmp_path):
     cli = [sys.executable, "-m", "engine.app"]
-    env = dict(os.environ, VISDOM_URL="http://127.0.0.1:1", D2L_IGNITE_PLOT="1")  # each run starts its own server
+    env = dict(os.environ, VISDOM_URL=f"http://127.0.0.1:{free_port()}", D2L_IGNITE_PLOT="1")  # a server starts there
     names = []
     for run, lr in (("a", "0.01"), ("b", "0.003")):
         done = subprocess.run(cli + ["train", "--epochs", "2", "--out", f"runs/{run}", "--lr", lr], cwd=tmp_path,
@@ -110,6 +110,10 @@ def test_saved_runs_are_served_and_compared_with_curves_visible(tmp_path):
         dom = browse(f"{url}/env/cmp", "--dump-dom").stdout
         ARTIFACTS.mkdir(exist_ok=True)
         browse(f"{url}/env/cmp", f"--screenshot={ARTIFACTS / 'visdom-compare.png'}")
+        later = subprocess.run(cli + ["train", "--epochs", "1", "--out", "runs/c"], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=300)  # a run saved after the server started
+        newest = re.search(r"Live plots: \S+/env/(\S+)", later.stdout).group(1)
+        assert _served_within(url, newest, 15)
     finally:
         proc.send_signal(15)  # SIGTERM stops the command and its server
         proc.wait(30)
@@ -119,6 +123,22 @@ def test_saved_runs_are_served_and_compared_with_curves_visible(tmp_path):
     drawn = [d for d in lines if not d.startswith("M5,0h")]  # not legend swatches
     assert len(drawn) == 8, len(drawn)  # every run's curve is drawn in every window
     assert not _port_open(port)  # SIGTERM left no server behind
+
+
+def _served_within(url: str, env: str, seconds: float) -> bool:
+    import time
+
+    from visdom_util import trace_counts
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if trace_counts(url, env, "train_ch13").get("test acc") == 1:
+                return True
+        except Exception:
+            pass
+        time.sleep(0.5)
+    return False
 
 
 def _port_open(port: int) -> bool:

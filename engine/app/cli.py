@@ -26,21 +26,60 @@ def _add_visdom(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="build a Visdom env that compares runs: a window per series, a trace per run")
+    p = sub.add_parser("compare", help="build a Visdom env that compares runs: a window per series, a trace per run; "
+                       "on the server at --visdom / $VISDOM_URL, else on one started here on the saved runs (./runs), "
+                       "kept until Ctrl-C")
     p.add_argument("envs", nargs="+", metavar="ENV", help="the runs' env names (as in their links)")
-    p.add_argument("--name", default=None, help="the comparison env's name (default: compare-<first>-...)")
-    p.add_argument("--visdom", default=None, metavar="URL", help="server (default: $VISDOM_URL or 127.0.0.1:8097)")
+    p.add_argument("--name", default=None, help="the comparison env's name (default: compare-<suffixes>)")
+    p.add_argument("--visdom", default=None, metavar="URL", help="server (default: $VISDOM_URL, else one started here)")
     p.set_defaults(func=_compare)
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from engine.app.runs import compare_envs
-    from handlers.plot import server_url
+    import os
 
-    url = server_url(args.visdom)
-    name = args.name or "compare-" + "-".join(e.rsplit("-", 1)[-1] for e in args.envs)
-    windows = compare_envs(url, args.envs, name)
-    print(f"Comparing {len(args.envs)} runs in {len(windows)} windows: {url}/env/{name}", flush=True)
+    from engine.app.runs import compare_envs, compare_name, serve_folder
+    from handlers.plot import server_url
+    from handlers.visdom_server import LocalVisdom
+
+    name = args.name or compare_name(args.envs)
+    if args.visdom is not None or os.environ.get("VISDOM_URL"):
+        url = server_url(args.visdom)
+        windows = compare_envs(url, args.envs, name)
+        print(f"Comparing {len(args.envs)} runs in {len(windows)} windows: {url}/env/{name}", flush=True)
+        return 0
+    with LocalVisdom(env_path=serve_folder(runs_path())) as server:
+        windows = compare_envs(server.url, args.envs, name)
+        print(f"Comparing {len(args.envs)} runs in {len(windows)} windows: {server.url}/env/{name}  (Ctrl-C stops "
+              "the server)", flush=True)
+        return _serve_until_stopped(server)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="a run's curves without a server: one self-contained HTML page and a CSV of "
+                       "every point (both unless one is asked for)")
+    p.add_argument("run", help="a run folder (runs/<env>) or its env name")
+    p.add_argument("--html", nargs="?", const="", default=None, metavar="PATH",
+                   help="the page (default RUN/curves.html)")
+    p.add_argument("--csv", nargs="?", const="", default=None, metavar="PATH", help="every point as window,trace,x,y "
+                   "(default RUN/curves.csv)")
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    import os
+
+    from engine.app.export import export_csv, export_html, run_record
+
+    record = run_record(args.run)
+    folder = os.path.dirname(record)
+    both = args.html is None and args.csv is None
+    if both or args.html is not None:
+        path = args.html or os.path.join(folder, "curves.html")
+        print(f"{export_html(record, path, os.path.basename(os.path.abspath(folder)))} windows: {path}", flush=True)
+    if both or args.csv is not None:
+        path = args.csv or os.path.join(folder, "curves.csv")
+        print(f"{export_csv(record, path)} points: {path}", flush=True)
     return 0
 
 
@@ -52,24 +91,34 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 
 
 def _visdom(args: argparse.Namespace) -> int:
-    import time
+    import os
 
     from engine.app.runs import newest_env, serve_folder
     from handlers.visdom_server import LocalVisdom
 
     folder = serve_folder(args.env_path)
-    server = LocalVisdom(args.port, args.host, folder, login=args.login).start()
+    gathered = os.path.abspath(folder) != os.path.abspath(args.env_path)  # a runs folder: watch it for new runs
+    server = LocalVisdom(args.port, args.host, folder, login=args.login,
+                         watch_runs=args.env_path if gathered else None).start()
     newest = newest_env(folder)
     link = f"{server.url}/env/{newest}" if newest else server.url
     print(f"Visdom is serving {folder} at {link}  (Ctrl-C stops it)", flush=True)
     try:
-        while server.process is not None and server.process.poll() is None:
+        return _serve_until_stopped(server)
+    finally:
+        server.stop()
+
+
+def _serve_until_stopped(server: object) -> int:
+    """Wait while ``server`` runs: 0 after Ctrl-C (or SIGTERM), 1 if it died."""
+    import time
+
+    try:
+        while server.process is not None and server.process.poll() is None:  # type: ignore[attr-defined]
             time.sleep(0.5)
         return 1
     except KeyboardInterrupt:
         return 0
-    finally:
-        server.stop()
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -161,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_visdom(sub)
     _add_replay(sub)
     _add_compare(sub)
+    _add_export(sub)
     return parser
 
 

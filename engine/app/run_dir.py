@@ -82,12 +82,12 @@ def plot_for_run(
     out: str | None, url: str | None, plot: bool, keep_serving: bool = False
 ) -> Iterator[tuple[VisdomPlotter | None, str, str | None]]:
     """Yield ``(plotter, run folder, checkpoint of a torchrun restart)``: the same plot rule as ``train_ch13``
-    (``handlers.plot.policy``), with a server started for the run keeping its envs in the run folder."""
+    (``handlers.plot.policy``); the plotter writes the run's env into the run folder."""
     env = new_env()
     VisdomAddress(server_url(url))  # a malformed --visdom fails even with --no-plot, before any folder
     plot = plot and plots_enabled()
     folder, restarted = _run_folder(out, env)
-    plotter = default_plotter(folder, url, env, env_path=os.path.join(folder, "visdom")) if plot else None
+    plotter = default_plotter(folder, url, env) if plot else None
     try:
         yield plotter, folder, restarted
         if under_torchrun() and out is None:  # the run ended well: no restart will look for it
@@ -101,9 +101,10 @@ def plot_for_run(
             with contextlib.suppress(KeyboardInterrupt):
                 while serving() is not None:
                     time.sleep(0.5)
-        server = stop_shared_server()
-        if server is not None:
-            print(f"View them again any time: d2l-ignite visdom --env-path {server.env_path}", flush=True)
+        stop_shared_server()
+        if plotter is not None and os.path.isdir(os.path.join(folder, "visdom")):
+            print(f"View them again any time: d2l-ignite visdom --env-path {os.path.dirname(os.path.abspath(folder))}",
+                  flush=True)
         _report(folder)
 
 

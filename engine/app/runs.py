@@ -15,7 +15,7 @@ import shutil
 from handlers.plot import VisdomAddress
 from handlers.plot.wire import Wire, window_message
 
-__all__ = ["serve_folder", "newest_env", "compare_envs"]
+__all__ = ["serve_folder", "newest_env", "compare_envs", "compare_name"]
 
 
 def serve_folder(path: str) -> str:
@@ -39,9 +39,33 @@ def newest_env(folder: str) -> str | None:
     return os.path.basename(max(envs, key=os.path.getmtime))[: -len(".json")] if envs else None
 
 
+def compare_name(envs: list[str]) -> str:
+    """``compare-<suffix>-<suffix>...`` for a few runs; for many, a short name that still fits a file name."""
+    if len(envs) <= 4:
+        return "compare-" + "-".join(e.rsplit("-", 1)[-1] for e in envs)
+    import hashlib
+
+    return f"compare-{len(envs)}-runs-" + hashlib.sha256("\n".join(envs).encode()).hexdigest()[:8]
+
+
+def _check_envs(wire: Wire, url: str, envs: list[str]) -> None:
+    import requests
+
+    try:
+        held = json.loads(wire.post("env_state", {}) or "[]")
+    except requests.RequestException:
+        raise ConnectionError(f"no Visdom server answers at {url}: start one on the saved runs with `d2l-ignite "
+                              "visdom`, or pass --visdom URL") from None
+    missing = [e for e in envs if e not in held]
+    if missing:
+        runs = ", ".join(sorted(e for e in held if e != "main" and not e.startswith("compare-"))) or "none"
+        raise ValueError(f"{url} does not hold {', '.join(missing)}; it holds: {runs[:400]}")
+
+
 def compare_envs(url: str, envs: list[str], name: str) -> dict[str, int]:
     """Post env ``name`` with a window per series of ``envs`` and a trace per env; return traces per window."""
     wire = Wire(VisdomAddress(url))
+    _check_envs(wire, url, envs)
     series: dict[str, dict[str, list[tuple[float, float]]]] = {}
     titles: dict[str, str] = {}
     for env in envs:

@@ -1,7 +1,9 @@
 """The book's ``Animator`` with its signature, drawing into a Visdom window instead of matplotlib.
 
-A hand-written book loop (``animator.add(x, (a, b, None))``) gets live plots through the same
-non-blocking plotter ``train_ch13`` uses: ``add`` only records points; a background thread sends them.
+A hand-written book loop (``animator.add(x, (a, b, None))``) gets live plots by the same rule and through
+the same non-blocking plotter as ``train_ch13`` (``handlers.plot.policy``): a server, the link (in Jupyter
+the live window under the cell), and the record in ``runs/<env>`` when ``close()`` is called or the
+program ends. ``add`` only records points; a background thread sends them.
 """
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from handlers.plot.plotter import VisdomPlotter, new_env
+from handlers.plot.plotter import VisdomPlotter
+from handlers.plot.policy import announce, default_plotter, plots_enabled
 
 __all__ = ["Animator"]
 
@@ -22,8 +25,8 @@ class Animator:
     Like the book, ``add(x, y)`` takes one x (or one per line) and a value per line, skips ``None``
     values, and draws every line in the first panel (``nrows``/``ncols`` only size the window).
     ``fmts`` are matplotlib styles and do not apply to Visdom. ``plotter`` picks the server and env
-    (default: ``$VISDOM_URL`` in a fresh env); points are flushed at ``close()``, or when the program exits
-    (an open plotter closes itself then).
+    (default: a plotter of its own, by ``train_ch13``'s rule; none when ``D2L_IGNITE_PLOT=0``: then only
+    ``X``/``Y`` are kept); points are flushed at ``close()``, or when the program exits.
     """
 
     def __init__(
@@ -46,11 +49,13 @@ class Animator:
         self.legend = list(legend or [])
         self.fmts = fmts
         self.own = plotter is None
-        self.plotter = plotter if plotter is not None else VisdomPlotter(env=new_env())
+        self.plotter = plotter if plotter is not None else _own_plotter()
         self.window = f"animator-{next(_count)}"
         self.X: list[list[float]] | None = None  # what the book's Animator keeps, per line
         self.Y: list[list[float]] | None = None
         width, height = (max(1, ncols) * figsize[0] * 130, max(1, nrows) * figsize[1] * 130)
+        if self.plotter is None:
+            return
         self.plotter.window(self.window, self.legend, title=title or ylabel or xlabel or "Animator", xlabel=xlabel,
                             ylabel=ylabel, xlim=tuple(xlim) if xlim else None, ylim=tuple(ylim) if ylim else None,
                             extra={"xtype": xscale, "ytype": yscale, "width": int(width), "height": int(height)})
@@ -73,8 +78,28 @@ class Animator:
             if a is not None and b is not None:
                 self.X[i].append(a)
                 self.Y[i].append(b)
-                self.plotter.add(self.window, self._name(i), float(a), b)
+                if self.plotter is not None:
+                    self.plotter.add(self.window, self._name(i), float(a), b)
 
     def close(self) -> bool:
-        """Flush the points (a plotter passed in is only flushed, and stays usable)."""
+        """Flush the points and write the record (a plotter passed in is only flushed, and stays usable)."""
+        if self.plotter is None:
+            return True
         return self.plotter.close() if self.own else self.plotter.flush()
+
+    def __repr__(self) -> str:
+        points = sum(len(x) for x in self.X or [])
+        where = f"{self.plotter.url}/env/{self.plotter.env}" if self.plotter is not None else "not plotted"
+        return f"Animator({len(self.X or [])} lines, {points} points; {where})"
+
+    def _ipython_display_(self) -> None:
+        """A cell ending in the Animator shows nothing more: its live window is already under the cell."""
+
+
+def _own_plotter() -> VisdomPlotter | None:
+    if not plots_enabled():
+        return None
+    plotter = default_plotter()
+    if plotter.live:
+        announce(plotter)
+    return plotter

@@ -13,6 +13,7 @@ from typing import Any
 from ignite.engine import Engine
 
 from handlers.plot.png import save_png_in_background, try_save_png
+from handlers.plot.record import write_env, write_points
 from handlers.plot.report import runs_path, say
 from handlers.plot.sender import Sender
 from handlers.plot.store import PlotStore
@@ -68,16 +69,21 @@ class VisdomPlotter:
         min_interval: float = 0.5,
         live: bool | None = None,
     ) -> None:
-        self.url = server_url(url)
         self.env, self.out_dir, self.close_timeout = env, out_dir, close_timeout
         self.store = PlotStore()
-        self.sender = Sender(self.store, self.url, env, connect_timeout=connect_timeout,
+        self.sender = Sender(self.store, server_url(url), env, connect_timeout=connect_timeout,
                              read_timeout=read_timeout, max_queue=max_queue, min_interval=min_interval)
         self.replay_path: str | None = None
         self.png_thread: threading.Thread | None = None  # the PNG being drawn after close(png_in_background=True)
         self.closed = False
         self.live = live  # whether a Visdom server answered when the plotter was made (None: not asked)
+        self.yours = False  # the policy's: the server is the user's own ($VISDOM_URL), not this user's shared one
         atexit.register(self.close)
+
+    @property
+    def url(self) -> str:
+        """The server the points go to now (it changes when this user's shared server is replaced)."""
+        return self.sender.address.url
 
     def window(
         self,
@@ -163,7 +169,8 @@ class VisdomPlotter:
         return self.sender.wait_delivered(self.close_timeout if timeout is None else timeout)
 
     def close(self, png_in_background: bool = False) -> bool:
-        """Flush (bounded wait), save the env, write the PNG and, if needed, the replay log.
+        """Flush (bounded wait), have the server save the env, write the run's own record into ``out_dir``
+        (``visdom/<env>.json``, ``curves.npz``, ``curves.png`` and, if the server lacks points, the replay log).
 
         Returns True when the server acknowledged every point. Safe to call twice. With
         ``png_in_background``, when the server has every point the PNG is drawn on a thread
@@ -178,12 +185,21 @@ class VisdomPlotter:
         if not complete:  # the record that loses nothing comes first
             self._write_replay()
         if self.out_dir and self.store.windows:  # nothing plotted (a DDP rank > 0): no file
+            self._write_record()
             png = os.path.abspath(os.path.join(self.out_dir, "curves.png"))  # as of now, whatever cwd comes next
             if png_in_background and complete:
                 self.png_thread = save_png_in_background(self.store, png)
             else:
                 try_save_png(self.store, png)
         return complete
+
+    def _write_record(self) -> None:
+        """The run's env (what ``d2l-ignite visdom`` serves) and every point, whatever the server did."""
+        try:
+            write_env(self.store, self.env, self.out_dir)
+            write_points(self.store, self.out_dir)
+        except OSError as e:
+            say(f"could not write the plot record in {self.out_dir} ({e.strerror or e})")
 
     def _write_replay(self) -> None:
         folder = self.out_dir or runs_path(self.env)

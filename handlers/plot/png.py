@@ -36,9 +36,60 @@ def try_save_png(store: PlotStore, path: str) -> bool:
 
 
 def save_png(store: PlotStore, path: str) -> str:
-    """Draw every window as one panel (legend, x label and limits as the window's options say)."""
+    """Draw the windows as a grid of panels (legend, x label and limits as each window's options say).
+
+    Up to ``MAX_PANELS`` windows get a panel each. Past that (Ignite's per-parameter handlers make a
+    window per weight), windows are grouped by the first part of their name (``weights_norm/fc2/weight``
+    -> ``weights_norm``), a panel per group with a line per window, so the file's size and drawing time
+    stay bounded however many windows a run makes.
+    """
     with _DRAWING:
         return _draw(store, path)
+
+
+MAX_PANELS = 24
+_COLUMNS = 4
+_LEGEND = 8  # legend entries per panel; the rest are counted
+
+
+def _panels(store: PlotStore) -> list[tuple[str, dict, dict[str, tuple]]]:
+    """``(title, opts, {label: (xs, ys)})`` per panel."""
+    names = list(store.windows)
+    if len(names) <= MAX_PANELS:
+        return [(store.windows[n].opts.get("title", n), *store.arrays(n)) for n in names]
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.split("/", 1)[0], []).append(name)
+    panels = []
+    for group, members in list(groups.items())[:MAX_PANELS]:
+        lines: dict[str, tuple] = {}
+        for name in members:
+            _, traces = store.arrays(name)
+            rest = name.split("/", 1)[1] if "/" in name else name
+            lines.update({(rest if len(traces) == 1 else f"{rest}: {t}"): xy for t, xy in traces.items()})
+        opts = dict(store.windows[members[0]].opts)
+        panels.append((f"{group} ({len(members)} windows)" if len(members) > 1 else opts.get("title", group),
+                       {k: v for k, v in opts.items() if k in ("xlabel", "xtype", "ytype")}, lines))
+    return panels
+
+
+def _panel(ax, title: str, opts: dict, lines: dict[str, tuple]) -> None:
+    for k, (label, (xs, ys)) in enumerate(lines.items()):
+        if len(xs):
+            ax.plot(xs, ys, label=label if k < _LEGEND else None, linewidth=1.0,
+                    marker="o" if len(xs) == 1 or opts.get("markers") else None, markersize=3)
+    ax.set_title(title[:60], fontsize=9)
+    ax.set_xlabel(opts.get("xlabel", ""))
+    ax.set_xscale(opts.get("xtype", "linear"))
+    ax.set_yscale(opts.get("ytype", "linear"))
+    if "xtickmin" in opts and "xtickmax" in opts:  # one epoch: 1..1 would be an empty range
+        lo, hi = opts["xtickmin"], opts["xtickmax"]
+        ax.set_xlim(min(lo, hi - 1), hi)
+    if "ytickmin" in opts and "ytickmax" in opts:
+        ax.set_ylim(opts["ytickmin"], opts["ytickmax"])
+    ax.grid(True, alpha=0.3)
+    if any(len(xs) for xs, _ in lines.values()):
+        ax.legend(loc="best", fontsize=7, title=f"+{len(lines) - _LEGEND} more" if len(lines) > _LEGEND else None)
 
 
 def _draw(store: PlotStore, path: str) -> str:
@@ -47,27 +98,12 @@ def _draw(store: PlotStore, path: str) -> str:
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    names = list(store.windows)
-    fig = Figure(figsize=(4.5 * max(len(names), 1), 3.2), dpi=110)
-    for k, name in enumerate(names, 1):
-        ax = fig.add_subplot(1, max(len(names), 1), k)
-        opts, traces = store.snapshot(name)
-        for trace, points in traces.items():
-            if points:
-                ax.plot([p[0] for p in points], [p[1] for p in points], label=trace,
-                        marker="o" if len(points) == 1 or opts.get("markers") else None, markersize=3)
-        ax.set_title(opts.get("title", name))
-        ax.set_xlabel(opts.get("xlabel", ""))
-        ax.set_xscale(opts.get("xtype", "linear"))
-        ax.set_yscale(opts.get("ytype", "linear"))
-        if "xtickmin" in opts and "xtickmax" in opts:  # one epoch: 1..1 would be an empty range
-            lo, hi = opts["xtickmin"], opts["xtickmax"]
-            ax.set_xlim(min(lo, hi - 1), hi)
-        if "ytickmin" in opts and "ytickmax" in opts:
-            ax.set_ylim(opts["ytickmin"], opts["ytickmax"])
-        ax.grid(True, alpha=0.3)
-        if any(traces.values()):
-            ax.legend(loc="best")
+    panels = _panels(store)
+    columns = max(1, min(len(panels), _COLUMNS))
+    rows = max(1, -(-len(panels) // columns))
+    fig = Figure(figsize=(4.5 * columns, 3.2 * rows), dpi=110)
+    for k, (title, opts, lines) in enumerate(panels, 1):
+        _panel(fig.add_subplot(rows, columns, k), title, opts, lines)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with exclusive_temp(path) as (f, tmp):

@@ -1,14 +1,15 @@
-"""The plot policy: where plots go when a caller only says ``plot=True``, and who owns the plotter.
+"""The plot policy: where plots go when a caller only says ``plot=True``, and who owns the server.
 
-One rule for Python, Jupyter and the CLI.
-The server at ``$VISDOM_URL`` (default 127.0.0.1:8097) if it answers as Visdom; else, when that
-address is this machine's and no URL was given explicitly, a local server started once per process
-(port 8097 if free, else a free one; 127.0.0.1 only), shared by every run and stopped at exit; else
-no server, and the points go to the run's replay log. ``D2L_IGNITE_PLOT=0`` turns plotting off.
+One rule for Python, Jupyter, the CLI and ``Animator``. ``$VISDOM_URL`` (or a ``url`` argument) names the
+user's own server: used as it is when it answers, and never started or stopped here. Without it, plots
+go to this user's shared local server (``handlers.visdom_server.shared``): started on 8097 (a free port
+when 8097 is busy), kept while any of this user's processes draws on it, and replaced, with every point
+re-sent, if it goes away mid-run. A ``$VISDOM_URL`` on this machine where nothing answers is where that
+server starts. Another process's server on 8097 is never used unasked. Without any server the points go
+to the run's replay log. ``D2L_IGNITE_PLOT=0`` turns plotting off.
 """
 from __future__ import annotations
 
-import atexit
 import os
 
 from handlers.plot.plotter import VisdomPlotter, new_env, server_url
@@ -16,14 +17,13 @@ from handlers.plot.report import runs_path, say
 from handlers.plot.wire import VisdomAddress
 from handlers.plot.wire import Wire
 from handlers.progress import in_notebook
-from handlers.visdom_server import LocalVisdom, port_in_use
+from handlers.visdom_server import shared
 
 __all__ = ["PLOT_SWITCH", "plots_enabled", "live_url", "shared_server", "serving", "stop_shared_server",
            "default_plotter", "run_plotter", "announce"]
 
 PLOT_SWITCH = "D2L_IGNITE_PLOT"
 _LOCAL = ("127.0.0.1", "localhost", "::1")
-_server: LocalVisdom | None = None
 
 
 def plots_enabled() -> bool:
@@ -31,57 +31,74 @@ def plots_enabled() -> bool:
     return os.environ.get(PLOT_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def live_url(url: str | None = None, env_path: str | None = None) -> str | None:
-    """A Visdom URL that answers, or None (said once, on stderr) when none can be had."""
+def _named(url: str | None) -> bool:
+    return url is not None or bool(os.environ.get("VISDOM_URL"))
+
+
+def live_url(url: str | None = None) -> tuple[str | None, bool]:
+    """``(URL that answers, whether it is this user's shared server)``; ``(None, False)``, said once on
+    stderr, when none can be had."""
     address = VisdomAddress(server_url(url))
-    if Wire(address, 1.0, 5.0).is_visdom():
-        return address.url
-    if url is not None or address.host not in _LOCAL:
-        say(f"nothing answers as Visdom at {address}; points go to the run's replay log")
-        return None
-    return shared_server(env_path)
+    local = address.host in _LOCAL
+    if _named(url):
+        if local and shared.find(address.port) is not None:
+            return shared_server(address.port), True
+        if Wire(address, 1.0, 5.0).is_visdom():
+            return address.url, False
+        if not local:
+            say(f"nothing answers as Visdom at {address}; points go to the run's replay log")
+            return None, False
+    live = shared_server(address.port if _named(url) else None)
+    return live, live is not None
 
 
-def shared_server(env_path: str | None = None) -> str | None:
-    """This process's local server (started on first use, kept until exit; envs in ``env_path``, default
-    ``runs/visdom``); None when it cannot start."""
-    global _server
-    if serving() is not None:
-        return _server.url
-    port = None if port_in_use("127.0.0.1", 8097) else 8097
+def shared_server(port: int | None = None) -> str | None:
+    """The URL of this user's shared server, leased by this process (started when none runs); None, said
+    once, when it cannot start."""
     try:
-        _server = LocalVisdom(port, env_path=env_path).start()
+        return shared.acquire(port).url
     except (RuntimeError, OSError, TimeoutError, ValueError) as e:
-        say(f"could not start a local Visdom server ({str(e).splitlines()[0]}); training goes on, the curves go "
-             "to the run folder's curves.png and replay log")
+        say(f"could not start a local Visdom server ({str(e).splitlines()[0]}); the curves go to the run "
+            "folder's curves.png and replay log")
         return None
-    atexit.register(stop_shared_server)
-    return _server.url
 
 
-def serving() -> LocalVisdom | None:
-    """This process's server while it runs (never starts one)."""
-    alive = _server is not None and _server.process is not None and _server.process.poll() is None
-    return _server if alive else None
+def serving() -> shared.SharedServer | None:
+    """The shared server this process draws on, while it runs (never starts one)."""
+    return shared.held()
 
 
-def stop_shared_server() -> LocalVisdom | None:
-    """Stop this process's server, if one was started; return it (its env folder says where plots were saved)."""
-    global _server
-    server, _server = _server, None
-    if server is not None:
-        server.stop()
-    return server
+def stop_shared_server() -> shared.SharedServer | None:
+    """This process no longer draws on the shared server (it stays while others do); return it."""
+    return shared.release()
 
 
-def default_plotter(out_dir: str | None = None, url: str | None = None, env: str | None = None,
-                    env_path: str | None = None) -> VisdomPlotter:
-    """A plotter on a live server (see the module doc) in a fresh env, writing its PNG to ``out_dir``
-    (default: ``runs/<env>``); a server started for it keeps its envs in ``env_path``."""
+def default_plotter(out_dir: str | None = None, url: str | None = None, env: str | None = None) -> VisdomPlotter:
+    """A plotter on a live server (see the module doc) in a fresh env, writing its record to ``out_dir``
+    (default: ``runs/<env>``)."""
     env = env or new_env()
-    live = live_url(url, env_path)
-    return VisdomPlotter(live or server_url(url), env, out_dir=out_dir or runs_path(env),
-                         live=live is not None)
+    live, ours = live_url(url)
+    plotter = VisdomPlotter(live or server_url(url), env, out_dir=out_dir or runs_path(env), live=live is not None)
+    plotter.yours = live is not None and not ours
+    if ours:
+        port = VisdomAddress(server_url(url)).port if _named(url) else None
+        drawn_by = [shared.held()]
+        plotter.sender.reconnect = lambda: _moved(plotter, port, drawn_by)
+    return plotter
+
+
+def _moved(plotter: VisdomPlotter, port: int | None, drawn_by: list) -> str | None:
+    """On the sender thread, when the shared server went away: this user's shared server now (another
+    process may have started it, maybe on the same port), with the new link said and, in Jupyter, shown."""
+    try:
+        server = shared.acquire(port)
+    except (RuntimeError, OSError, TimeoutError, ValueError):
+        return None
+    if drawn_by[0] is None or server.pid != drawn_by[0].pid:
+        drawn_by[0] = server
+        say(f"the Visdom server at {plotter.url} went away; every point is re-sent to {server.url}")
+        announce(plotter, server.url)
+    return server.url
 
 
 def run_plotter(plot: bool | VisdomPlotter | None, out_dir: str | None = None) -> tuple[VisdomPlotter | None, bool]:
@@ -100,11 +117,28 @@ def run_plotter(plot: bool | VisdomPlotter | None, out_dir: str | None = None) -
     return plot, False
 
 
-def announce(plotter: VisdomPlotter) -> None:
+def announce(plotter: VisdomPlotter, url: str | None = None) -> None:
     """Print the page's link before the first step; in Jupyter also show the live window under the cell."""
-    link = f"{plotter.url}/env/{plotter.env}"
-    print(f"Live plots: {link}", flush=True)
+    link = f"{url or plotter.url}/env/{plotter.env}"
+    whose = "  (your own server, as $VISDOM_URL or --visdom says)" if getattr(plotter, "yours", False) else ""
+    print(f"Live plots: {link}{whose}", flush=True)
+    hint = ssh_hint(link)
+    if hint:
+        print(hint, flush=True)
     if in_notebook():
         from IPython.display import IFrame, display
 
         display(IFrame(link, width="100%", height=480))
+
+
+def ssh_hint(link: str) -> str | None:
+    """On a machine reached over SSH, the tunnel that makes a loopback link open in the user's own browser."""
+    address = VisdomAddress(link)
+    client = os.environ.get("SSH_CONNECTION", "").split()
+    if address.host not in _LOCAL or len(client) < 4:
+        return None
+    import getpass
+    import socket
+
+    return (f"  (this machine is reached over SSH: on yours, run `ssh -N -L {address.port}:127.0.0.1:{address.port} "
+            f"{getpass.getuser()}@{socket.getfqdn() or client[2]}` and open the link there)")

@@ -4,7 +4,11 @@ The training thread appends to the PlotStore and puts ``(win, trace)`` on a boun
 without blocking. The worker merges queued points into one append request per trace. When the
 server is refused, hung, killed or restarted, it says so once, backs off and retries; after a
 failure it re-creates whole windows from the store (idempotent), so a restarted server gets every
-point. At close, whatever the server never acknowledged goes to a replay log in Visdom's format.
+point. A window with a trace past ``decimate.LIMIT`` points is re-drawn whole as the page's view (a few
+thousand points), at most every ``LONG_EVERY`` seconds, instead of appended to: Visdom's append cost grows
+with the window. When the server goes away for good, ``reconnect`` (given by the plot policy for this
+user's own server) may name another; every window is then sent there whole. At close, whatever the
+server never saved goes to a replay log in Visdom's format.
 """
 from __future__ import annotations
 
@@ -15,11 +19,15 @@ from collections.abc import Callable
 
 import requests
 
+from handlers.plot.decimate import LIMIT
+from handlers.plot.record import page_message
 from handlers.plot.report import say
 from handlers.plot.store import PlotStore
-from handlers.plot.wire import NotVisdomError, VisdomAddress, Wire, window_message, write_log
+from handlers.plot.wire import NotVisdomError, VisdomAddress, Wire, write_log
 
-__all__ = ["Sender"]
+__all__ = ["Sender", "LONG_EVERY"]
+
+LONG_EVERY = 2.0  # seconds between whole re-draws of a window past LIMIT points
 
 _STOP = object()
 _WAKE = object()  # ends the batching wait: send what is queued now (a flush)
@@ -54,6 +62,9 @@ class Sender:
         self.down_since: float | None = None
         self.saved = False
         self.saved_counts: dict[str, dict[str, int]] = {}  # points in the env the server last saved to disk
+        self.reconnect: Callable[[], str | None] | None = None  # another server when this one went away
+        self._next_reconnect = 0.0
+        self._drawn_at: dict[str, float] = {}  # when a long window was last re-drawn whole
 
     # -- training thread -------------------------------------------------------------------------
     def notify(self, win: str, trace: str | None = None) -> None:
@@ -113,12 +124,17 @@ class Sender:
         return [w for w, traces in counts.items()
                 if any(n > self.saved_counts.get(w, {}).get(t, 0) for t, n in traces.items())]
 
+    def missing(self) -> int:
+        """How many points of the record no save of the server holds (what an end-of-run message counts)."""
+        return sum(max(0, n - self.saved_counts.get(w, {}).get(t, 0))
+                   for w, traces in self.store.counts().items() for t, n in traces.items())
+
     def write_replay(self, path: str) -> int:
-        """Write every window not fully saved by the server, whole, to ``path``; return the points written."""
-        wins = self.unsaved()
-        messages = [window_message(self.env, w, *self.store.snapshot(w)) for w in wins]
+        """Write every window not fully saved by the server, whole (as the page shows it), to ``path``;
+        return how many points the server is missing."""
+        messages = [m for m, _ in (page_message(self.store, self.env, w) for w in self.unsaved()) if m is not None]
         write_log(path, messages)
-        return sum(len(d["x"]) for m in messages for d in m["data"])
+        return self.missing()
 
     # -- worker thread ---------------------------------------------------------------------------
     def _run(self) -> None:
@@ -141,7 +157,7 @@ class Sender:
             if stopping:
                 dirty.update((w, t) for w, traces in self.store.counts().items() for t in traces)
             try:
-                self._send(dirty)
+                self._send(dirty, stopping)
                 self._notify()
                 backoff, retry_at = 0.25, 0.0
                 if self.down_since is not None:
@@ -157,12 +173,30 @@ class Sender:
                     self.down_since = time.monotonic()
                     why = str(e) if isinstance(e, NotVisdomError) else \
                         f"cannot reach {self.address} ({type(e).__name__})"
-                    self.say(f"{why}; training goes on, points are kept and sent when it answers")
+                    self.say(f"{why}; the points are kept and sent when it answers")
                     self._notify()
                 if stopping:
                     return
+                if self._rerouted():
+                    backoff, retry_at = 0.25, 0.0
+                    continue
                 retry_at = time.monotonic() + backoff
                 backoff = min(backoff * 2, 5.0)
+
+    def _rerouted(self) -> bool:
+        """Ask ``reconnect`` (at most every 5 s) for a server that answers; on a new address, every window goes
+        there whole. True when the address changed."""
+        if self.reconnect is None or time.monotonic() < self._next_reconnect:
+            return False
+        self._next_reconnect = time.monotonic() + 5.0
+        url = self.reconnect()
+        if url is None or VisdomAddress(url).url == self.address.url:
+            return False
+        self.address = VisdomAddress(url)
+        self.wire = Wire(self.address, *self.wire.timeout)
+        self.delivered, self.saved_counts = {}, {}
+        self._full.update(self.store.windows)
+        return True
 
     def _save(self) -> None:
         """Have the server write the env to its disk; only then do the delivered points count as kept."""
@@ -199,26 +233,42 @@ class Sender:
 
     def _grow(self, win: str) -> None:
         """A window whose y range grows (``grow_y``) is re-drawn whole when a value passes its top."""
-        opts, traces = self.store.snapshot(win)
-        top = max((y for points in traces.values() for _, y in points if y == y), default=None)
+        import numpy as np
+
+        opts, traces = self.store.arrays(win)
+        finite = [ys[~np.isnan(ys)] for _, ys in traces.values()]
+        top = max((float(ys.max()) for ys in finite if len(ys)), default=None)
         if opts.get("grow_y") and top is not None and top > opts.get("ytickmax", top):
             self.store.window(win, dict(opts, ytickmax=float(f"{top * 1.05:.3g}")))
             self._full.add(win)
 
-    def _send(self, dirty: set[tuple[str, str]]) -> None:
+    def _long(self, dirty: set[tuple[str, str]], stopping: bool) -> set[str]:
+        """The dirty windows past LIMIT points: re-drawn whole when due (always at the end), else kept dirty."""
+        counts, now = self.store.counts(), time.monotonic()
+        long = {w for w, _ in dirty if max(counts.get(w, {}).values(), default=0) > LIMIT}
+        for win in long:
+            if stopping or now >= self._drawn_at.get(win, 0.0) + LONG_EVERY:
+                self._full.add(win)
+        return long
+
+    def _send(self, dirty: set[tuple[str, str]], stopping: bool = False) -> None:
         for win in {w for w, _ in dirty}:
             if self.store.windows[win].opts.get("grow_y"):
                 self._grow(win)
+        long, drawn = self._long(dirty, stopping), set()
         for win in sorted(self._full):
-            opts, traces = self.store.snapshot(win)
-            if not any(traces.values()):
+            msg, counts = page_message(self.store, self.env, win)
+            if msg is None:
                 continue  # Visdom rejects a window without data: create it with its first point
-            self.wire.post("events", window_message(self.env, win, opts, traces))
-            self.delivered[win] = {t: len(p) for t, p in traces.items()}
+            self.wire.post("events", msg)
+            self.delivered[win], self._drawn_at[win] = counts, time.monotonic()
             self._full.discard(win)
+            drawn.add(win)
         for win, trace in sorted(dirty):
-            if win in self._full:
-                continue
+            if win in drawn:
+                dirty.discard((win, trace))
+            if win in drawn or win in long or win in self._full:
+                continue  # drawn whole now, or at its next whole draw
             sent = self.delivered.get(win, {}).get(trace, 0)
             points = self.store.points(win, trace, sent)
             if points:

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import secrets
-import signal
 import time
 import warnings
 
@@ -42,14 +41,6 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _die_with_parent() -> None:
-    """In the server process: end when the process that started it ends, even by SIGKILL (Linux)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -58,7 +49,12 @@ def _is_loopback(host: str) -> bool:
 
 
 class LocalVisdom:
-    """Start, wait for, and stop one Visdom server process."""
+    """Start, wait for, and stop one Visdom server process.
+
+    The server ends with the process that started it (even by ``kill -9``; any thread may start it),
+    unless ``shared`` names the state folder of a shared server (``shared.py``): then it ends ``linger``
+    seconds after the last process leasing it there.
+    """
 
     def __init__(
         self,
@@ -68,12 +64,16 @@ class LocalVisdom:
         *,
         login: bool = False,
         install: bool = True,
+        shared: str | None = None,
+        linger: float = 30.0,
+        watch_runs: str | None = None,
     ) -> None:
         if port is not None and not (0 < port < 65536):
             raise ValueError(f"port must be between 1 and 65535, got {port}")
         if host not in ("127.0.0.1", "0.0.0.0") and not _is_loopback(host):
             raise ValueError(f"host must be 127.0.0.1 (this machine only) or 0.0.0.0 (every interface), got {host!r}")
         self.host, self.port, self.login, self.install = host, port, login, install
+        self.shared, self.linger, self.watch_runs = shared, linger, watch_runs  # watch_runs: serve runs saved later
         self.env_path = env_path or runs_path("visdom")
         self.process: subprocess.Popen | None = None
 
@@ -97,7 +97,11 @@ class LocalVisdom:
         if self.install:
             install_assets(say=say)
         os.makedirs(self.env_path, exist_ok=True)
-        args = [sys.executable, _SERVE, *([] if _is_loopback(self.host) else ["--any-ip"]), "--",
+        lifetime = ["--shared", self.shared, "--linger", str(self.linger)] if self.shared else \
+            ["--watch-pid", str(os.getpid())]
+        if self.watch_runs:
+            lifetime += ["--watch-runs", os.path.abspath(self.watch_runs)]
+        args = [sys.executable, _SERVE, *([] if _is_loopback(self.host) else ["--any-ip"]), *lifetime, "--",
                 "-port", str(self.port), "-env_path", os.path.abspath(self.env_path)]
         if _is_loopback(self.host):
             args.append("-bind_local")
@@ -111,8 +115,7 @@ class LocalVisdom:
             os.chmod(secret_dir, 0o700)
         self._log = open(os.path.join(self.env_path, "server.log"), "ab")
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                        stdin=subprocess.DEVNULL, start_new_session=True, umask=0o077,
-                                        preexec_fn=_die_with_parent)
+                                        stdin=subprocess.DEVNULL, start_new_session=True, umask=0o077)
         self._wait(timeout)
         return self
 

@@ -8,16 +8,24 @@ method but GET/HEAD, or a websocket) that carries an ``Origin`` must come from t
 origin, which shuts out cross-site forms and fetches. Clients that send no ``Origin`` (this project's
 plotter, ``replay``, ``compare``, Visdom's Python client) are unaffected.
 
-Run as a script, ``python serve.py [--any-ip] -- VISDOM-ARGS``, so the server process needs nothing of
-this package on its path; it wraps Tornado's ``RequestHandler.prepare``, the hook every Visdom handler
-(pages, API, websockets, static files) runs first, and then starts Visdom's ``run_server.main``.
+Run as a script, ``python serve.py [--any-ip] [--watch-pid PID] [--shared DIR --linger S] -- VISDOM-ARGS``,
+so the server process needs nothing of this package on its path; it wraps Tornado's
+``RequestHandler.prepare``, the hook every Visdom handler (pages, API, websockets, static files) runs
+first, and then starts Visdom's ``run_server.main``. Its lifetime is watched here, by process id rather
+than by the starting thread (Linux's parent-death signal follows the thread): ``--watch-pid`` ends it
+with that process; ``--shared`` ends it ``S`` seconds after the last lease in ``DIR`` goes (``shared.py``).
 """
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
+import json
 import os
 import socket
 import sys
+import threading
+import time
+from types import ModuleType
 from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
@@ -74,9 +82,96 @@ def install(any_ip: bool) -> None:
     tornado.web.RequestHandler.prepare = prepare  # type: ignore[method-assign]
 
 
+def _leases() -> ModuleType:
+    """``leases.py`` beside this file, loaded by path (this package is not importable here)."""
+    spec = importlib.util.spec_from_file_location("d2l_leases", os.path.join(os.path.dirname(__file__), "leases.py"))
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _option(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args else None
+
+
+def watch(pid: int | None, shared: str | None, port: str, linger: float, poll: float = 0.5) -> None:
+    """End this process when ``pid`` ends, or ``linger`` s after the shared server's last lease went; the
+    record is removed under the lock first, so no client leases a server that is going away."""
+    leases = _leases()
+    idle_since: float | None = None
+    while True:
+        time.sleep(poll)
+        if pid is not None and not leases.alive(pid):
+            os._exit(0)
+        if shared is None:
+            continue
+        with leases.locked(os.path.join(shared, "visdom.lock")):
+            if leases.live_leases(os.path.join(shared, f"visdom-{port}.clients")):
+                idle_since = None
+                continue
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= linger:
+                _drop_record(os.path.join(shared, f"visdom-{port}.json"))
+                os._exit(0)
+
+
+def _drop_record(path: str) -> None:
+    """Remove the shared server's record if it names this process (a newer server's is left alone)."""
+    try:
+        with open(path) as f:
+            holder = json.load(f).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return
+    if holder == os.getpid():
+        os.remove(path)
+
+
+def _refresh(app: object, runs: str, env_path: str, seen: dict[str, float]) -> None:
+    """Serve every ``runs/*/visdom/<env>.json`` saved or changed since the last look (a copy in ``env_path``)."""
+    import glob
+    import shutil
+
+    from visdom.utils.server_utils import LazyEnvData
+
+    for found in glob.glob(os.path.join(runs, "*", "visdom", "*.json")):
+        try:
+            mtime = os.path.getmtime(found)
+            if seen.get(found) == mtime:
+                continue
+            target = os.path.join(env_path, os.path.basename(found))
+            if not os.path.exists(target) or mtime > os.path.getmtime(target):
+                shutil.copy2(found, target)
+                app.state[os.path.basename(found)[: -len(".json")]] = LazyEnvData(target)  # type: ignore[attr-defined]
+            seen[found] = mtime
+        except OSError:
+            continue
+
+
+def watch_runs(runs: str, env_path: str, every_ms: int = 2000) -> None:
+    """Have the Visdom application look for newly saved runs every ``every_ms`` (a page reload shows them)."""
+    import tornado.ioloop
+    import visdom.server.app as visdom_app
+
+    start = visdom_app.Application.__init__
+    seen: dict[str, float] = {}
+
+    def init(app: object, *args: object, **kwargs: object) -> None:
+        start(app, *args, **kwargs)
+        tornado.ioloop.PeriodicCallback(lambda: _refresh(app, runs, env_path, seen), every_ms).start()
+
+    visdom_app.Application.__init__ = init  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     ours, visdom_args = argv[: argv.index("--")], argv[argv.index("--") + 1:]
     install(any_ip="--any-ip" in ours)
+    if "--watch-runs" in ours:
+        watch_runs(_option(ours, "--watch-runs"), _option(visdom_args, "-env_path"))  # type: ignore[arg-type]
+    pid, shared = _option(ours, "--watch-pid"), _option(ours, "--shared")
+    if pid is not None or shared is not None:
+        threading.Thread(target=watch, daemon=True, name="lifetime", args=(
+            None if pid is None else int(pid), shared, _option(visdom_args, "-port"),
+            float(_option(ours, "--linger") or 30))).start()
     sys.argv = ["visdom", *visdom_args]
     from visdom.server.run_server import main as visdom_main
 

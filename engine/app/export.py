@@ -1,0 +1,119 @@
+"""``d2l-ignite export RUN``: a run's curves without a server: one self-contained HTML page, and a CSV of
+every point, both from the run folder's ``curves.npz`` (the plotter writes it at close).
+
+The page inlines Plotly from the browser files the project already fetches for Visdom (no CDN, no
+server: it opens from a mail attachment or a laptop), drawing each trace as the live page does
+(``decimate``); the CSV has every point.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import html
+import json
+import os
+
+from handlers.plot.decimate import decimate
+from handlers.plot.record import read_points
+from handlers.plot.report import runs_path
+from handlers.plot.wire import exclusive_temp
+
+__all__ = ["run_record", "export_csv", "export_html", "plotly_js"]
+
+
+def run_record(run: str) -> str:
+    """The ``curves.npz`` of ``run`` (a run folder, or a run's env name under the runs folder)."""
+    for folder in (run, runs_path(run)):
+        path = os.path.join(folder, "curves.npz")
+        if os.path.isfile(path):
+            return path
+    if os.path.isdir(run) or os.path.isdir(runs_path(run)):
+        raise FileNotFoundError(f"{run} holds no curves.npz (runs write it when their plots close; runs made before "
+                                "this version, or with --no-plot, have none)")
+    raise FileNotFoundError(f"no run folder {run!r} (give a run folder, e.g. {runs_path('<env>')}, or its env name)")
+
+
+def _write(path: str, write) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with exclusive_temp(path) as (f, tmp):
+        write(f)
+    os.replace(tmp, path)
+    return path
+
+
+def export_csv(record: str, path: str) -> int:
+    """Write every point as ``window,trace,x,y`` rows; return how many."""
+    rows = 0
+
+    def write(f) -> None:
+        nonlocal rows
+        import io
+
+        text = io.TextIOWrapper(f, newline="", encoding="utf-8")
+        out = csv.writer(text)
+        out.writerow(["window", "trace", "x", "y"])
+        for win, _, traces in read_points(record):
+            for trace, (xs, ys) in traces.items():
+                out.writerows((win, trace, repr(float(x)), repr(float(y))) for x, y in zip(xs, ys))
+                rows += len(xs)
+        text.flush()
+        text.detach()
+
+    _write(path, write)
+    return rows
+
+
+def plotly_js() -> str:
+    """Plotly's minified file from Visdom's browser files (fetched from npm when missing)."""
+    from handlers.plot.report import say
+    from handlers.visdom_server.assets import install_assets, static_dir
+
+    found = sorted(glob.glob(os.path.join(static_dir(), "js", "plotly*.js")))
+    if not found:
+        install_assets(say=say)
+        found = sorted(glob.glob(os.path.join(static_dir(), "js", "plotly*.js")))
+    if not found:
+        raise FileNotFoundError(f"no Plotly file in {static_dir()}/js; run `d2l-ignite visdom` once with network")
+    with open(found[0], encoding="utf-8") as f:
+        return f.read()
+
+
+def _figures(record: str) -> list[dict]:
+    figures = []
+    for win, opts, traces in read_points(record):
+        data = []
+        for trace, (xs, ys) in traces.items():
+            vx, vy = decimate(xs, ys)
+            mode = "lines+markers" if opts.get("markers") or len(vx) == 1 else "lines"
+            data.append({"x": vx.tolist(), "y": [None if y != y else y for y in vy.tolist()], "name": trace,
+                         "type": "scatter", "mode": mode})
+        layout = {"title": {"text": str(opts.get("title", win))}, "showlegend": True, "margin": {"t": 40},
+                  "xaxis": {"title": {"text": str(opts.get("xlabel", ""))}, "type": opts.get("xtype", "linear")},
+                  "yaxis": {"title": {"text": str(opts.get("ylabel", ""))}, "type": opts.get("ytype", "linear")}}
+        figures.append({"data": data, "layout": layout})
+    return figures
+
+
+def export_html(record: str, path: str, title: str) -> int:
+    """Write one HTML page drawing every window; return how many windows."""
+    figures = _figures(record)
+    payload = json.dumps(figures).replace("</", "<\\/")
+    script = plotly_js().replace("</script", "<\\/script")
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:1em}} .grid{{display:flex;flex-wrap:wrap;gap:8px}}
+.plot{{width:560px;height:380px;border:1px solid #ddd}}</style>
+<script>{script}</script></head>
+<body><h3>{html.escape(title)}</h3><div class="grid" id="grid"></div>
+<script>
+const figures = {payload};
+const grid = document.getElementById("grid");
+figures.forEach((f, i) => {{
+  const div = document.createElement("div"); div.className = "plot"; div.id = "plot-" + i; grid.appendChild(div);
+  Plotly.newPlot(div, f.data, f.layout, {{responsive: true}});
+}});
+document.body.dataset.drawn = String(figures.length);
+</script></body></html>
+"""
+    _write(path, lambda f: f.write(page.encode("utf-8")))
+    return len(figures)

@@ -1,0 +1,74 @@
+"""A run's own plot record in its run folder, whichever server drew it (or none).
+
+``visdom/<env>.json`` is the env as Visdom saves it (what ``d2l-ignite visdom`` serves), built here from
+the plotter's own points with Visdom's own window code, so it never depends on a server's folder or on
+the server having had every point; long traces hold the page's view (``decimate``). ``curves.npz`` holds
+every point of every trace (``export`` reads it for CSV and HTML).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from handlers.plot.decimate import decimate
+from handlers.plot.store import PlotStore
+from handlers.plot.wire import exclusive_temp, window_message
+
+__all__ = ["page_message", "write_env", "write_points", "read_points"]
+
+
+def page_message(store: PlotStore, env: str, win: str) -> tuple[dict | None, dict[str, int]]:
+    """The ``events`` message that draws ``win`` whole as the page shows it (None while it has no point), and
+    how many points of each trace it stands for."""
+    opts, traces = store.arrays(win)
+    view = {t: list(zip(*decimate(xs, ys))) for t, (xs, ys) in traces.items() if len(xs)}
+    return (window_message(env, win, opts, view) if view else None), {t: len(xs) for t, (xs, _) in traces.items()}
+
+
+def _env_json(store: PlotStore, env: str) -> dict[str, Any]:
+    from visdom.utils.server_utils import window
+
+    jsons = {}
+    for i, win in enumerate(list(store.windows)):
+        msg, _ = page_message(store, env, win)
+        if msg is not None:
+            jsons[win] = dict(window(msg), i=i)
+    return {"jsons": jsons, "reload": {}}
+
+
+def _atomic(path: str, write: Any) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with exclusive_temp(path) as (f, tmp):
+        write(f)
+    os.replace(tmp, path)
+    return path
+
+
+def write_env(store: PlotStore, env: str, folder: str) -> str:
+    """Write ``folder/visdom/<env>.json`` (atomically); return its path."""
+    data = json.dumps(_env_json(store, env)).encode()
+    return _atomic(os.path.join(folder, "visdom", f"{env}.json"), lambda f: f.write(data))
+
+
+def write_points(store: PlotStore, folder: str) -> str:
+    """Write ``folder/curves.npz``: every point, and each window's options and trace names."""
+    arrays: dict[str, np.ndarray] = {}
+    meta = []
+    for i, win in enumerate(list(store.windows)):
+        opts, traces = store.arrays(win)
+        meta.append({"window": win, "opts": opts, "traces": list(traces)})
+        for j, (xs, ys) in enumerate(traces.values()):
+            arrays[f"x{i}_{j}"], arrays[f"y{i}_{j}"] = xs, ys
+    arrays["meta"] = np.array(json.dumps(meta))
+    return _atomic(os.path.join(folder, "curves.npz"), lambda f: np.savez(f, **arrays))
+
+
+def read_points(path: str) -> list[tuple[str, dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """``[(window, opts, {trace: (xs, ys)})]`` from a ``curves.npz``."""
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        return [(m["window"], m["opts"], {t: (data[f"x{i}_{j}"], data[f"y{i}_{j}"]) for j, t in enumerate(m["traces"])})
+                for i, m in enumerate(meta)]

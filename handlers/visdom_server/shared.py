@@ -1,0 +1,111 @@
+"""This user's shared local Visdom server: found through a small state file, started by the first run that
+needs it, and kept up while any process of this user still draws on it.
+
+The state folder (``$D2L_IGNITE_STATE``, default ``~/.cache/d2l-ignite``, mode 0700) holds
+``visdom-<port>.json`` (the server's port, pid, URL and env folder), ``visdom-<port>.clients/<pid>`` (a
+lease per process drawing on it) and ``visdom.lock``. The server ends ``$D2L_IGNITE_VISDOM_LINGER``
+seconds (default 30) after its last lease goes, however its clients ended (``kill -9`` included). A
+server no record names is not this user's: the plot policy uses it only when ``$VISDOM_URL`` points at it.
+"""
+from __future__ import annotations
+
+import atexit
+import glob
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from handlers.visdom_server import leases
+from handlers.visdom_server.process import LocalVisdom, port_in_use
+
+__all__ = ["SharedServer", "state_dir", "find", "acquire", "release", "held", "STATE_SETTING", "LINGER_SETTING"]
+
+STATE_SETTING = "D2L_IGNITE_STATE"
+LINGER_SETTING = "D2L_IGNITE_VISDOM_LINGER"
+DEFAULT_PORT = 8097
+_held: dict[int, SharedServer] = {}  # the servers this process leases, by port
+_started: list[LocalVisdom] = []  # servers this process started (their handles, kept from the collector)
+
+
+@dataclass(frozen=True)
+class SharedServer:
+    port: int
+    pid: int
+    url: str
+    env_path: str
+
+    @property
+    def clients(self) -> str:
+        return os.path.join(state_dir(), f"visdom-{self.port}.clients")
+
+    def alive(self) -> bool:
+        return leases.alive(self.pid)
+
+
+def state_dir() -> str:
+    path = os.environ.get(STATE_SETTING) or os.path.join(os.path.expanduser("~"), ".cache", "d2l-ignite")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _record_path(port: int) -> str:
+    return os.path.join(state_dir(), f"visdom-{port}.json")
+
+
+def find(port: int | None = None) -> SharedServer | None:
+    """This user's running shared server (on ``port`` when given; else the default port's, else any)."""
+    paths = [_record_path(port)] if port is not None else \
+        sorted(glob.glob(os.path.join(state_dir(), "visdom-*.json")), key=lambda p: p != _record_path(DEFAULT_PORT))
+    for path in paths:
+        try:
+            with open(path) as f:
+                server = SharedServer(**json.load(f))
+        except (OSError, ValueError, TypeError):
+            continue
+        if server.alive():
+            return server
+    return None
+
+
+def _start(port: int | None) -> SharedServer:
+    if port is None and not port_in_use("127.0.0.1", DEFAULT_PORT):
+        port = DEFAULT_PORT
+    folder = state_dir()
+    linger = float(os.environ.get(LINGER_SETTING) or 30)
+    local = LocalVisdom(port, env_path=os.path.join(folder, "visdom-envs"), shared=folder, linger=linger).start()
+    _started.append(local)
+    server = SharedServer(int(local.port or 0), local.process.pid, local.url, local.env_path)  # type: ignore[union-attr]
+    for stale in glob.glob(os.path.join(server.clients, "*")):  # leases of an earlier server on this port
+        os.remove(stale)
+    tmp = _record_path(server.port) + f".{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(asdict(server), f)
+    os.replace(tmp, _record_path(server.port))
+    return server
+
+
+def acquire(port: int | None = None) -> SharedServer:
+    """Lease this user's shared server, starting one (on ``port``; else 8097 when free, else a free port)
+    when none runs. Raises what ``LocalVisdom.start`` raises when it cannot start."""
+    with leases.locked(os.path.join(state_dir(), "visdom.lock")):
+        server = find(port) or _start(port)
+        leases.write_lease(server.clients)
+    if not _held:
+        atexit.register(release)
+    _held[server.port] = server
+    return server
+
+
+def held() -> SharedServer | None:
+    """A shared server this process leases that still runs (the newest), or None."""
+    alive = [s for s in _held.values() if s.alive()]
+    return alive[-1] if alive else None
+
+
+def release() -> SharedServer | None:
+    """Drop this process's leases (the servers stay while others lease them); return the newest one held."""
+    last = held()
+    for server in _held.values():
+        leases.drop_lease(server.clients)
+    _held.clear()
+    return last

@@ -1,0 +1,206 @@
+"""Who owns a local Visdom server, tried with real processes: runs of one user share one server that stays
+while any of them draws on it, however the others end; a server that is not this user's is never used
+unasked; each run's record lands in its own folder."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from handlers.visdom_server import LocalVisdom, free_port, shared
+from visdom_util import trace_counts
+
+TRAIN = """
+import sys, time, torch
+from ignite.engine import Events
+from torch import nn
+from engine import train_ch13
+from engine.app.data import digits_loaders, job_net
+epochs, pause = int(sys.argv[1]), float(sys.argv[2])
+tr, te = digits_loaders(batch_size=256)
+net = job_net("mlp")
+def slow(trainer, evaluator):
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda e: time.sleep(pause))
+train_ch13(net, tr, te, nn.CrossEntropyLoss(reduction="none"), torch.optim.SGD(net.parameters(), lr=0.1), epochs,
+           handlers=[slow])
+print("DONE", flush=True)
+"""
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "VISDOM_URL"}
+    return dict(env, D2L_IGNITE_PLOT="1", PYTHONUNBUFFERED="1", D2L_IGNITE_VISDOM_LINGER="60", **extra)
+
+
+def _start(tmp_path, name: str, epochs: int, pause: float, **extra: str) -> subprocess.Popen:
+    (tmp_path / "train.py").write_text(TRAIN)
+    return subprocess.Popen([sys.executable, "train.py", str(epochs), str(pause)], cwd=tmp_path, env=_env(**extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _link(proc: subprocess.Popen, timeout: float = 120) -> str:
+    """The first ``Live plots:`` link the process prints (its other lines are kept on ``proc.seen``)."""
+    proc.seen = getattr(proc, "seen", "")  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        proc.seen += line  # type: ignore[attr-defined]
+        if line.startswith("Live plots: "):
+            return line.split()[2]
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"no link: {proc.seen}{proc.stderr.read()}")  # type: ignore[union-attr]
+
+
+def _record_counts(folder, env: str) -> dict[str, dict[str, int]]:
+    saved = json.loads((folder / "visdom" / f"{env}.json").read_text())
+    return {w: {t["name"]: len(t["x"]) for t in win["content"]["data"]} for w, win in saved["jsons"].items()}
+
+
+def _server_pid(url: str) -> int:
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    return json.loads(open(os.path.join(os.environ["D2L_IGNITE_STATE"], f"visdom-{port}.json")).read())["pid"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ending", ["finishes", "is interrupted", "is killed"])
+def test_a_second_runs_page_outlives_the_first_run(tmp_path, ending):
+    """P1 starts the shared server, P2 draws on it too; whatever becomes of P1, P2's page keeps every point."""
+    p1 = _start(tmp_path, "p1", 2 if ending == "finishes" else 60, 0.0 if ending == "finishes" else 0.5)
+    link1 = _link(p1)
+    p2 = _start(tmp_path, "p2", 8, 0.6)
+    link2 = _link(p2)
+    url = link1.rsplit("/env/", 1)[0]
+    assert link2.startswith(url + "/env/") and link2 != link1  # one server, an env each
+    if ending == "is interrupted":
+        p1.send_signal(signal.SIGINT)
+    elif ending == "is killed":
+        p1.kill()
+    p1.wait(120)
+    out, err = p2.communicate(timeout=300)
+    assert p2.returncode == 0 and "DONE" in out, err
+    assert "cannot reach" not in err and "went away" not in err, err
+    env = link2.rsplit("/", 1)[1]
+    record = _record_counts(tmp_path / "runs" / env, env)
+    assert record["train_ch13"]["test acc"] == 8
+    assert trace_counts(url, env, "train_ch13") == record["train_ch13"]  # the live page has every point
+    assert not (tmp_path / "runs" / env / "visdom-replay.log").exists()
+    os.kill(_server_pid(url), signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_a_run_whose_server_is_killed_starts_another_and_resends_every_point(tmp_path):
+    p = _start(tmp_path, "p", 8, 0.6)
+    link = _link(p)
+    os.kill(_server_pid(link.rsplit("/env/", 1)[0]), signal.SIGKILL)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    moved = re.search(r"every point is re-sent to (\S+)", err)
+    assert moved, err
+    new = moved.group(1)
+    env = link.rsplit("/", 1)[1]
+    assert f"Live plots: {new}/env/{env}" in out  # the new link, said where the first one was
+    record = _record_counts(tmp_path / "runs" / env, env)
+    assert trace_counts(new, env, "train_ch13") == record["train_ch13"]
+    assert not (tmp_path / "runs" / env / "visdom-replay.log").exists()
+    os.kill(_server_pid(new), signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_three_runs_started_together_share_one_server_and_keep_their_own_records(tmp_path):
+    runs = [_start(tmp_path, f"p{i}", 2, 0.0) for i in range(3)]
+    links = [_link(p) for p in runs]
+    errs = [p.communicate(timeout=300)[1] for p in runs]
+    assert all(p.returncode == 0 for p in runs) and not any("already in use" in e for e in errs), errs
+    assert len({link.rsplit("/env/", 1)[0] for link in links}) == 1
+    for link in links:
+        env = link.rsplit("/", 1)[1]
+        assert _record_counts(tmp_path / "runs" / env, env)["train_ch13"]["test acc"] == 2
+        assert (tmp_path / "runs" / env / "curves.png").stat().st_size > 5000
+    assert sorted(os.listdir(tmp_path / "runs")) == sorted(link.rsplit("/", 1)[1] for link in links)
+
+
+def test_a_server_that_is_not_this_users_is_never_used_unasked(tmp_path, monkeypatch):
+    from handlers.plot.policy import default_plotter
+
+    with LocalVisdom(env_path=str(tmp_path / "stranger")) as stranger:  # answers as Visdom, but no record names it
+        monkeypatch.setattr(shared, "DEFAULT_PORT", stranger.port)
+        plotter = default_plotter(str(tmp_path / "run"))
+        try:
+            assert plotter.live and plotter.url != stranger.url and not plotter.yours
+            plotter.add("w", "t", 1, 0.5)
+            assert plotter.close()
+            assert not os.path.exists(tmp_path / "stranger" / f"{plotter.env}.json")
+            assert (tmp_path / "run" / "visdom" / f"{plotter.env}.json").exists()
+        finally:
+            os.kill(shared.release().pid, signal.SIGTERM)
+        monkeypatch.setenv("VISDOM_URL", stranger.url)  # pointed at: used, and named as the user's own
+        plotter = default_plotter(str(tmp_path / "run2"))
+        assert plotter.url == stranger.url and plotter.yours
+        plotter.close()
+
+
+def test_servers_outlive_the_thread_that_started_them(tmp_path):
+    """Linux's parent-death signal follows the starting thread; the lifetime watch follows the process."""
+    started: dict[str, object] = {}
+
+    def start() -> None:
+        started["shared"] = shared.acquire(free_port())
+        started["own"] = LocalVisdom(env_path=str(tmp_path / "own")).start()
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join(120)
+    time.sleep(2.0)  # the linger (1 s) and the watch's poll would have ended them
+    for server in started.values():
+        assert requests.get(server.url, timeout=5).status_code == 200  # type: ignore[attr-defined]
+    started["own"].stop()  # type: ignore[attr-defined]
+    os.kill(shared.release().pid, signal.SIGTERM)
+
+
+BOOK_CHAPTER_3 = """
+from engine import Animator
+animator = Animator(xlabel="epoch", xlim=[1, 3], ylim=[0.3, 0.9], legend=["train loss", "train acc", "test acc"])
+for epoch in range(3):
+    train_metrics = (0.9 - 0.1 * epoch, 0.5 + 0.1 * epoch)
+    test_acc = None if epoch == 0 else 0.6
+    animator.add(epoch + 1, train_metrics + (test_acc,))
+"""
+
+
+@pytest.mark.slow
+def test_the_books_chapter_3_animator_alone_in_a_script(tmp_path):
+    """No training, no close(): the link before the points, the record in its run folder at exit."""
+    (tmp_path / "ch3.py").write_text(BOOK_CHAPTER_3)
+    done = subprocess.run([sys.executable, "ch3.py"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "training" not in done.stderr and "cannot reach" not in done.stderr, done.stderr
+    link = re.search(r"Live plots: (\S+)", done.stdout).group(1)
+    url, env = link.rsplit("/env/", 1)
+    expected = {"train loss": 3, "train acc": 3, "test acc": 2}
+    assert _record_counts(tmp_path / "runs" / env, env) == {"animator-1": expected}
+    assert (tmp_path / "runs" / env / "curves.png").stat().st_size > 5000
+    assert trace_counts(url, env, "animator-1") == expected
+    os.kill(_server_pid(url), signal.SIGTERM)
+
+
+def test_over_ssh_the_link_comes_with_the_tunnel_that_opens_it(monkeypatch):
+    import getpass
+
+    from handlers.plot.policy import ssh_hint
+
+    monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    assert ssh_hint("http://127.0.0.1:8123/env/e") is None
+    monkeypatch.setenv("SSH_CONNECTION", "192.0.2.9 50000 192.0.2.1 22")
+    hint = ssh_hint("http://127.0.0.1:8123/env/e")
+    assert f"ssh -N -L 8123:127.0.0.1:8123 {getpass.getuser()}@" in hint
+    assert ssh_hint("http://192.0.2.1:8123/env/e") is None  # a server the browser reaches itself
