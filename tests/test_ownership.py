@@ -15,6 +15,7 @@ import time
 import pytest
 import requests
 
+from handlers.plot import read_log
 from handlers.visdom_server import LocalVisdom, free_port, shared
 from visdom_util import trace_counts
 
@@ -204,3 +205,37 @@ def test_over_ssh_the_link_comes_with_the_tunnel_that_opens_it(monkeypatch):
     hint = ssh_hint("http://127.0.0.1:8123/env/e")
     assert f"ssh -N -L 8123:127.0.0.1:8123 {getpass.getuser()}@" in hint
     assert ssh_hint("http://192.0.2.1:8123/env/e") is None  # a server the browser reaches itself
+
+
+HUNG_SERVER = """
+import socket, sys, threading, time
+hung = socket.socket()
+hung.bind(("127.0.0.1", 0))
+hung.listen(64)  # accepts connections, never answers
+url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+from engine import Animator
+from handlers import VisdomPlotter
+animators = [Animator(legend=["loss"], plotter=VisdomPlotter(url, f"a{i}", out_dir=f"runs/a{i}", read_timeout=5,
+                                                             close_timeout=5)) for i in range(4)]
+for epoch in range(3):
+    for a in animators:
+        a.add(epoch + 1, (1.0 / (epoch + 1),))
+time.sleep(1)
+print("SENDERS", sum(t.name == "visdom-sender" for t in threading.enumerate()))
+print("END", time.time(), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_four_animators_on_a_hung_server_cost_the_exit_one_wait(tmp_path):
+    (tmp_path / "hung.py").write_text(HUNG_SERVER)
+    done = subprocess.run([sys.executable, "hung.py"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    exited = time.time()
+    assert done.returncode == 0, done.stderr
+    assert "SENDERS 1" in done.stdout  # one sending thread for four plotters
+    waited = exited - float(done.stdout.split("END ")[1])
+    assert waited < 5 + 8, (waited, done.stderr)  # one close_timeout (5 s) and the files, not four of them
+    for i in range(4):
+        assert len(read_log(str(tmp_path / "runs" / f"a{i}" / "visdom-replay.log"))) == 1
+        assert "3 points are not in an env saved by" in done.stderr

@@ -52,8 +52,8 @@ class VisdomPlotter:
     Points are kept in ``store`` for the PNG, checkpoints and the replay log.
 
     Whoever creates a plotter closes it (``close()``, or ``with VisdomPlotter(...) as plotter``);
-    attaching never closes it, so one plotter serves any number of Engines and runs. A plotter still
-    open when the program exits is closed then, so no point is lost.
+    attaching never closes it, so one plotter serves any number of Engines and runs. Plotters still
+    open when the program exits are closed then, together within one bounded wait, so no point is lost.
     """
 
     def __init__(
@@ -78,7 +78,7 @@ class VisdomPlotter:
         self.closed = False
         self.live = live  # whether a Visdom server answered when the plotter was made (None: not asked)
         self.yours = False  # the policy's: the server is the user's own ($VISDOM_URL), not this user's shared one
-        atexit.register(self.close)
+        _open.append(self)
 
     @property
     def url(self) -> str:
@@ -168,7 +168,7 @@ class VisdomPlotter:
         self.sender.wake()
         return self.sender.wait_delivered(self.close_timeout if timeout is None else timeout)
 
-    def close(self, png_in_background: bool = False) -> bool:
+    def close(self, png_in_background: bool = False, timeout: float | None = None) -> bool:
         """Flush (bounded wait), have the server save the env, write the run's own record into ``out_dir``
         (``visdom/<env>.json``, ``curves.npz``, ``curves.png`` and, if the server lacks points, the replay log).
 
@@ -180,8 +180,9 @@ class VisdomPlotter:
         if self.closed:
             return self.replay_path is None
         self.closed = True
-        atexit.unregister(self.close)
-        complete = self.sender.close(self.close_timeout)
+        if self in _open:
+            _open.remove(self)
+        complete = self.sender.close(self.close_timeout if timeout is None else timeout)
         if not complete:  # the record that loses nothing comes first
             self._write_replay()
         if self.out_dir and self.store.windows:  # nothing plotted (a DDP rank > 0): no file
@@ -223,3 +224,22 @@ class VisdomPlotter:
         self.store.load_state_dict(state["windows"])
         for name in self.store.windows:
             self.sender.notify(name)
+
+
+_open: list[VisdomPlotter] = []  # plotters not closed yet: closed together at exit
+
+
+def close_all(timeout: float | None = None) -> None:
+    """Close every open plotter within one deadline (``timeout``, default the longest ``close_timeout``): all
+    are asked to stop at once, so a hung server costs the exit one wait, not one per plotter."""
+    plotters = list(_open)
+    if not plotters:
+        return
+    for plotter in plotters:
+        plotter.sender.stop()
+    deadline = time.monotonic() + (max(p.close_timeout for p in plotters) if timeout is None else timeout)
+    for plotter in plotters:
+        plotter.close(timeout=max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(close_all)

@@ -1,7 +1,8 @@
 """The background sender: the only code that talks to Visdom, so training never waits on the network.
 
-The training thread appends to the PlotStore and puts ``(win, trace)`` on a bounded queue
-without blocking. The worker merges queued points into one append request per trace. When the
+Each plotter has a Sender; the process's one sending thread (``worker.py``) gives them turns. The
+training thread appends to the PlotStore and puts ``(win, trace)`` on a bounded queue without
+blocking. A turn merges queued points into one append request per trace. When the
 server is refused, hung, killed or restarted, it says so once, backs off and retries; after a
 failure it re-creates whole windows from the store (idempotent), so a restarted server gets every
 point. A window with a trace past ``decimate.LIMIT`` points is re-drawn whole as the page's view (a few
@@ -23,7 +24,8 @@ from handlers.plot.decimate import LIMIT
 from handlers.plot.record import page_message
 from handlers.plot.report import say
 from handlers.plot.store import PlotStore
-from handlers.plot.wire import NotVisdomError, VisdomAddress, Wire, write_log
+from handlers.plot.wire import NotVisdomError, VisdomAddress, Wire, append_message, write_log
+from handlers.plot.worker import WORKER
 
 __all__ = ["Sender", "LONG_EVERY"]
 
@@ -55,8 +57,12 @@ class Sender:
         self._full: set[str] = set()  # windows to (re)create whole on the next send
         self._overflow = threading.Event()
         self._queued: set[tuple[str, str | None]] = set()  # notifications not yet taken by the worker
-        self._thread: threading.Thread | None = None
+        self._added = False  # given turns on the process's sending thread (from the first point on)
         self._starting = threading.Lock()
+        self.finished = threading.Event()  # set once the last batch and the save were tried
+        self._dirty: set[tuple[str, str]] = set()  # traces with points beyond what was delivered
+        self._stopping = self._stop_asked = False
+        self._backoff, self._send_at = 0.25, 0.0
         self._progress = threading.Condition()  # notified after each send attempt
         self.failures = 0
         self.down_since: float | None = None
@@ -77,12 +83,11 @@ class Sender:
         if key in self._queued:
             return
         self._queued.add(key)
-        if self._thread is None:
-            with self._starting:  # several threads may plot: one worker
-                if self._thread is None:
-                    thread = threading.Thread(target=self._run, name="visdom-sender", daemon=True)
-                    thread.start()
-                    self._thread = thread
+        if not self._added:
+            with self._starting:  # several threads may plot: added once
+                if not self._added:
+                    WORKER.add(self)
+                    self._added = True
         try:
             self.queue.put_nowait(key)
         except queue.Full:
@@ -90,21 +95,30 @@ class Sender:
 
     def wake(self) -> None:
         """Have the worker send what is queued without waiting out its batching interval."""
-        if self._thread is not None:
+        if self._added:
             try:
                 self.queue.put_nowait(_WAKE)
             except queue.Full:
                 self._overflow.set()
+            WORKER.poke()
 
-    def close(self, timeout: float = 10.0) -> bool:
-        """Flush, save the env, join with a bounded wait. Returns True when the server saved every point
-        (a server that took the points but died before saving them has nothing: they go to the replay log)."""
-        if self._thread is not None:
+    def stop(self) -> None:
+        """Ask for the last batch and the save (without waiting): what ``close`` does first."""
+        if self._added and not self._stop_asked:
+            self._stop_asked = True
             try:
-                self.queue.put(_STOP, timeout=timeout)
+                self.queue.put_nowait(_STOP)
             except queue.Full:
                 self._overflow.set()
-            self._thread.join(timeout)
+                self._stopping = True  # the worker sees it at its next turn
+            WORKER.poke()
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush, save the env, wait (bounded) for it. Returns True when the server saved every point
+        (a server that took the points but died before saving them has nothing: they go to the replay log)."""
+        if self._added:
+            self.stop()
+            self.finished.wait(timeout)
         return not self.unsaved()
 
     def wait_delivered(self, timeout: float) -> bool:
@@ -136,52 +150,60 @@ class Sender:
         write_log(path, messages)
         return self.missing()
 
-    # -- worker thread ---------------------------------------------------------------------------
-    def _run(self) -> None:
+    # -- turns on the process's one sending thread (worker.py) -------------------------------------
+    def turn(self, now: float) -> float | None:
+        """Take what is queued; when the batch is due (its interval or back-off is over) or a flush or a stop
+        came, send it. Returns when this sender wants its next turn, or None once it has stopped."""
+        urgent = self._take()
+        if not urgent and now < self._send_at:
+            return self._send_at
         try:
-            self._loop()
+            self._round()
         finally:
             self._notify()
+        if self._stopping:
+            self.finish()
+            return None
+        return self._send_at
 
-    def _loop(self) -> None:
-        dirty: set[tuple[str, str]] = set()
-        stopping, backoff, retry_at = False, 0.25, 0.0
-        while True:
-            # collect for one batching interval (longer while the server is down); a stop ends the wait
-            if not stopping:
-                stopping = self._drain(dirty, until=max(retry_at, time.monotonic() + self.min_interval))
-            self.store.settle()  # tensors become floats here, whether or not the server answers
-            if self._overflow.is_set():
-                self._overflow.clear()
-                self._full.update(self.store.windows)
-            if stopping:
-                dirty.update((w, t) for w, traces in self.store.counts().items() for t in traces)
-            try:
-                self._send(dirty, stopping)
-                self._notify()
-                backoff, retry_at = 0.25, 0.0
-                if self.down_since is not None:
-                    self.say(f"reconnected to {self.address}; every point kept during the outage was sent")
-                    self.down_since = None
-                if stopping:
-                    self._save()
-                    return
-            except (requests.RequestException, PermissionError, OSError) as e:
-                self.failures += 1
-                self._full.update(self.store.windows)  # a restarted server lost what it had
-                if self.down_since is None:
-                    self.down_since = time.monotonic()
-                    why = str(e) if isinstance(e, NotVisdomError) else \
-                        f"cannot reach {self.address} ({type(e).__name__})"
-                    self.say(f"{why}; the points are kept and sent when it answers")
-                    self._notify()
-                if stopping:
-                    return
-                if self._rerouted():
-                    backoff, retry_at = 0.25, 0.0
-                    continue
-                retry_at = time.monotonic() + backoff
-                backoff = min(backoff * 2, 5.0)
+    def finish(self) -> None:
+        self.finished.set()
+        self._notify()
+
+    def _round(self) -> None:
+        """One batch: tensors become floats (whether or not the server answers), then one request per trace."""
+        self.store.settle()
+        if self._overflow.is_set():
+            self._overflow.clear()
+            self._full.update(self.store.windows)
+        if self._stopping:
+            self._dirty.update((w, t) for w, traces in self.store.counts().items() for t in traces)
+        try:
+            self._send(self._dirty, self._stopping)
+            self._backoff, self._send_at = 0.25, time.monotonic() + self.min_interval
+            if self.down_since is not None:
+                self.say(f"reconnected to {self.address}; every point kept during the outage was sent")
+                self.down_since = None
+            if self._stopping:
+                self._save()
+        except (requests.RequestException, PermissionError, OSError) as e:
+            self._failed(e)
+
+    def _failed(self, e: Exception) -> None:
+        self.failures += 1
+        self._full.update(self.store.windows)  # a restarted server lost what it had
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            why = str(e) if isinstance(e, NotVisdomError) else f"cannot reach {self.address} ({type(e).__name__})"
+            self.say(f"{why}; the points are kept and sent when it answers")
+            self._notify()
+        if self._stopping:
+            return
+        if self._rerouted():
+            self._backoff, self._send_at = 0.25, 0.0
+            return
+        self._send_at = time.monotonic() + max(self._backoff, self.min_interval)
+        self._backoff = min(self._backoff * 2, 5.0)
 
     def _rerouted(self) -> bool:
         """Ask ``reconnect`` (at most every 5 s) for a server that answers; on a new address, every window goes
@@ -213,23 +235,23 @@ class Sender:
         with self._progress:
             self._progress.notify_all()
 
-    def _drain(self, dirty: set[tuple[str, str]], until: float) -> bool:
-        """Collect notifications until ``until``; True as soon as a stop arrives."""
+    def _take(self) -> bool:
+        """Move queued notifications into the batch; True when a flush or a stop asks to send now."""
+        urgent = False
         while True:
             try:
-                wait = until - time.monotonic()
-                item = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
+                item = self.queue.get_nowait()
             except queue.Empty:
-                return False
-            if item is _STOP:
-                return True
-            if item is _WAKE:
-                return False
+                return urgent
+            if item is _STOP or item is _WAKE:
+                self._stopping = self._stopping or item is _STOP
+                urgent = True
+                continue
             self._queued.discard(item)  # before sending, so later points queue again
             if item[1] is None:
                 self._full.add(item[0])
             else:
-                dirty.add((item[0], item[1]))
+                self._dirty.add((item[0], item[1]))
 
     def _grow(self, win: str) -> None:
         """A window whose y range grows (``grow_y``) is re-drawn whole when a value passes its top."""
@@ -272,14 +294,7 @@ class Sender:
             sent = self.delivered.get(win, {}).get(trace, 0)
             points = self.store.points(win, trace, sent)
             if points:
-                self.wire.post("update", self._append(win, trace, points))
+                markers = bool(self.store.windows[win].opts.get("markers"))
+                self.wire.post("update", append_message(self.env, win, trace, points, markers))
                 self.delivered.setdefault(win, {})[trace] = sent + len(points)
             dirty.discard((win, trace))
-
-    def _append(self, win: str, trace: str, points: list[tuple[float, float]]) -> dict:
-        mode = "lines+markers" if self.store.windows[win].opts.get("markers") else "lines"
-        return {
-            "data": [{"x": [p[0] for p in points], "y": [p[1] for p in points], "name": trace,
-                      "type": "scatter", "mode": mode}],
-            "win": win, "eid": self.env, "name": trace, "append": True, "layout": {}, "opts": {},
-        }

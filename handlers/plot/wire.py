@@ -12,7 +12,8 @@ from urllib.parse import urlparse
 
 import requests
 
-__all__ = ["VisdomAddress", "window_message", "Wire", "NotVisdomError", "read_log", "write_log", "REPLAY_ENDPOINTS"]
+__all__ = ["VisdomAddress", "window_message", "append_message", "Wire", "NotVisdomError", "read_log", "write_log",
+           "REPLAY_ENDPOINTS"]
 
 # What a replay log may ask of a server: Visdom's own drawing endpoints, nothing that deletes or forks
 # ("close" removes windows, every window of the env when it names none: a replay only adds).
@@ -75,6 +76,15 @@ def window_message(env: str, win: str, opts: dict[str, Any], traces: dict[str, l
         raise ValueError(f"window {win!r} has no points yet")
     msg["data"] = datas
     return msg
+
+
+def append_message(env: str, win: str, trace: str, points: list[tuple[float, float]], markers: bool = False) -> dict:
+    """One ``update`` message that appends ``points`` to a trace of an existing window."""
+    return {
+        "data": [{"x": [p[0] for p in points], "y": [p[1] for p in points], "name": trace, "type": "scatter",
+                  "mode": "lines+markers" if markers else "lines"}],
+        "win": win, "eid": env, "name": trace, "append": True, "layout": {}, "opts": {},
+    }
 
 
 def write_log(path: str, messages: list[dict]) -> None:

@@ -131,8 +131,6 @@ def _refresh(app: object, runs: str, env_path: str, seen: dict[str, float]) -> N
     import glob
     import shutil
 
-    from visdom.utils.server_utils import LazyEnvData
-
     for found in glob.glob(os.path.join(runs, "*", "visdom", "*.json")):
         try:
             mtime = os.path.getmtime(found)
@@ -141,9 +139,12 @@ def _refresh(app: object, runs: str, env_path: str, seen: dict[str, float]) -> N
             target = os.path.join(env_path, os.path.basename(found))
             if not os.path.exists(target) or mtime > os.path.getmtime(target):
                 shutil.copy2(found, target)
-                app.state[os.path.basename(found)[: -len(".json")]] = LazyEnvData(target)  # type: ignore[attr-defined]
+                with open(target) as f:
+                    env = json.load(f)  # loaded as it is (visdom 0.2.4 and 0.3.0 load lazily in different ways)
+                name = os.path.basename(found)[: -len(".json")]
+                app.state[name] = {"jsons": env["jsons"], "reload": env.get("reload", {})}  # type: ignore[attr-defined]
             seen[found] = mtime
-        except OSError:
+        except (OSError, ValueError, KeyError, TypeError):
             continue
 
 
