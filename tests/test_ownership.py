@@ -15,6 +15,7 @@ import time
 import pytest
 import requests
 
+from handlers import VisdomPlotter
 from handlers.plot import read_log
 from handlers.visdom_server import LocalVisdom, free_port, shared
 from visdom_util import trace_counts
@@ -239,3 +240,82 @@ def test_four_animators_on_a_hung_server_cost_the_exit_one_wait(tmp_path):
     for i in range(4):
         assert len(read_log(str(tmp_path / "runs" / f"a{i}" / "visdom-replay.log"))) == 1
         assert "3 points are not in an env saved by" in done.stderr
+
+
+def test_in_colab_the_frame_goes_through_colabs_kernel_port_proxy(monkeypatch, capsys):
+    """Colab's browser cannot open the kernel's 127.0.0.1: its proxy for the port serves the page instead."""
+    import types
+
+    from handlers.plot import policy
+
+    served = []
+    output = types.SimpleNamespace(serve_kernel_port_as_iframe=lambda port, path="/", height=0: served.append(
+        (port, path)))
+    colab = types.ModuleType("google.colab")
+    colab.output = output  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.output", output)
+    monkeypatch.setenv("SSH_CONNECTION", "192.0.2.9 50000 192.0.2.1 22")  # Colab's own plumbing: no ssh hint
+    monkeypatch.setattr(policy, "in_notebook", lambda: True)
+    plotter = policy.VisdomPlotter("http://127.0.0.1:8123", "colab-run", live=True)
+    policy.announce(plotter)
+    plotter.closed = True  # never sent a point: nothing to close
+    assert served == [(8123, "/env/colab-run")]
+    assert "ssh -N -L" not in capsys.readouterr().out
+
+
+def test_in_jupyter_with_its_proxy_the_server_lives_under_the_proxy_path_and_the_frame_uses_it(monkeypatch):
+    """A kernel on a remote box: the shared server starts under jupyter-server-proxy's path, and the frame
+    opens the page through Jupyter's own origin (a path), not the kernel machine's 127.0.0.1."""
+    import IPython.display
+
+    from handlers.plot import policy
+
+    shown = []
+    monkeypatch.setattr(policy, "in_notebook", lambda: True)
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **_: shown.append(obj.src))
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
+    port = free_port()
+    monkeypatch.setattr(shared, "DEFAULT_PORT", port)
+    plotter = policy.default_plotter()
+    try:
+        assert plotter.url == f"http://127.0.0.1:{port}/user/ada/proxy/absolute/{port}"
+        policy.announce(plotter)
+        assert shown == [f"/user/ada/proxy/absolute/{port}/env/{plotter.env}"]
+        plotter.add("w", "t", 1, 0.5)
+        assert plotter.close()  # the plotter talks to the server under its path
+    finally:
+        os.kill(shared.release().pid, signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_the_page_draws_through_a_real_jupyter_server_proxy(tmp_path):
+    from test_visdom_ui import ARTIFACTS, browse
+
+    jupyter_port, visdom_port = free_port(), free_port()
+    base = f"/proxy/absolute/{visdom_port}"
+    jupyter = subprocess.Popen([sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
+                                f"--port={jupyter_port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.token=",
+                                "--ServerApp.password=", f"--ServerApp.root_dir={tmp_path}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with LocalVisdom(visdom_port, env_path=str(tmp_path / "server"), base_url=base) as server:
+            plotter = VisdomPlotter(server.url, "proxied", out_dir=str(tmp_path / "run"))
+            for i in range(5):
+                plotter.add("loss", "train loss", i, 1 / (1 + i))
+            assert plotter.close()
+            page = f"http://127.0.0.1:{jupyter_port}{base}/env/proxied"  # the frame's path, on Jupyter's origin
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(page, timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.3)
+            dom = browse(page, "--dump-dom").stdout
+            ARTIFACTS.mkdir(exist_ok=True)
+            browse(page, f"--screenshot={ARTIFACTS / 'visdom-through-jupyter-proxy.png'}")
+    finally:
+        jupyter.terminate()
+        jupyter.wait(30)
+    assert re.findall(r'class="legendtext"[^>]*>([^<]+)<', dom) == ["train loss"]

@@ -34,8 +34,9 @@ def serve_folder(path: str) -> str:
 
 
 def newest_env(folder: str) -> str | None:
-    """The most recently saved env in ``folder`` (not Visdom's ``main``), for the printed link."""
-    envs = [f for f in glob.glob(os.path.join(folder, "*.json")) if os.path.basename(f) != "main.json"]
+    """The most recently saved run's env in ``folder`` (not Visdom's ``main``, nor a comparison), for the link."""
+    envs = [f for f in glob.glob(os.path.join(folder, "*.json"))
+            if os.path.basename(f) != "main.json" and not os.path.basename(f).startswith("compare-")]
     return os.path.basename(max(envs, key=os.path.getmtime))[: -len(".json")] if envs else None
 
 

@@ -11,6 +11,8 @@ to the run's replay log. ``D2L_IGNITE_PLOT=0`` turns plotting off.
 from __future__ import annotations
 
 import os
+import sys
+from urllib.parse import urlsplit
 
 from handlers.plot.plotter import VisdomPlotter, new_env, server_url
 from handlers.plot.report import runs_path, say
@@ -53,10 +55,11 @@ def live_url(url: str | None = None) -> tuple[str | None, bool]:
 
 
 def shared_server(port: int | None = None) -> str | None:
-    """The URL of this user's shared server, leased by this process (started when none runs); None, said
-    once, when it cannot start."""
+    """The URL of this user's shared server, leased by this process (started when none runs; from a Jupyter
+    kernel with jupyter-server-proxy, under its ``proxy/absolute/PORT`` path); None, said once, when it cannot
+    start."""
     try:
-        return shared.acquire(port).url
+        return shared.acquire(port, jupyter_proxy_path if _proxied() else None).url
     except (RuntimeError, OSError, TimeoutError, ValueError) as e:
         say(f"could not start a local Visdom server ({str(e).splitlines()[0]}); the curves go to the run "
             "folder's curves.png and replay log")
@@ -91,7 +94,7 @@ def _moved(plotter: VisdomPlotter, port: int | None, drawn_by: list) -> str | No
     """On the sender thread, when the shared server went away: this user's shared server now (another
     process may have started it, maybe on the same port), with the new link said and, in Jupyter, shown."""
     try:
-        server = shared.acquire(port)
+        server = shared.acquire(port, jupyter_proxy_path if _proxied() else None)
     except (RuntimeError, OSError, TimeoutError, ValueError):
         return None
     if drawn_by[0] is None or server.pid != drawn_by[0].pid:
@@ -122,13 +125,42 @@ def announce(plotter: VisdomPlotter, url: str | None = None) -> None:
     link = f"{url or plotter.url}/env/{plotter.env}"
     whose = "  (your own server, as $VISDOM_URL or --visdom says)" if getattr(plotter, "yours", False) else ""
     print(f"Live plots: {link}{whose}", flush=True)
-    hint = ssh_hint(link)
+    hint = ssh_hint(link) if "google.colab" not in sys.modules else None
     if hint:
         print(hint, flush=True)
     if in_notebook():
-        from IPython.display import IFrame, display
+        show_frame(link)
 
-        display(IFrame(link, width="100%", height=480))
+
+def _proxied() -> bool:
+    """In a Jupyter kernel whose server has jupyter-server-proxy (JupyterLab or JupyterHub on a remote box)."""
+    import importlib.util
+
+    return in_notebook() and importlib.util.find_spec("jupyter_server_proxy") is not None
+
+
+def jupyter_proxy_path(port: int) -> str:
+    """Where jupyter-server-proxy serves ``port`` unchanged: ``[hub prefix]/proxy/absolute/PORT`` (the server
+    runs under that path, so its pages' own links work through the proxy)."""
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/").rstrip("/")
+    return f"{prefix}/proxy/absolute/{port}"
+
+
+def show_frame(link: str) -> None:
+    """The live window under the cell. A remote kernel's loopback is not the browser's: with
+    jupyter-server-proxy the frame opens the page through Jupyter's own origin; in Colab through Colab's
+    proxy for the kernel port (a whole origin of its own, so Visdom's absolute paths work)."""
+    address = VisdomAddress(link)
+    if _proxied() and address.host in _LOCAL and address.base.startswith(jupyter_proxy_path(address.port)):
+        link = urlsplit(link).path  # the page's own origin (Jupyter's), which the browser reaches wherever it is
+    elif "google.colab" in sys.modules and address.host in _LOCAL:
+        from google.colab import output  # type: ignore[import-not-found]
+
+        output.serve_kernel_port_as_iframe(address.port, path=urlsplit(link).path or "/", height=480)
+        return
+    from IPython.display import IFrame, display
+
+    display(IFrame(link, width="100%", height=480))
 
 
 def ssh_hint(link: str) -> str | None:

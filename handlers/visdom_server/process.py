@@ -67,6 +67,7 @@ class LocalVisdom:
         shared: str | None = None,
         linger: float = 30.0,
         watch_runs: str | None = None,
+        base_url: str = "",
     ) -> None:
         if port is not None and not (0 < port < 65536):
             raise ValueError(f"port must be between 1 and 65535, got {port}")
@@ -74,12 +75,13 @@ class LocalVisdom:
             raise ValueError(f"host must be 127.0.0.1 (this machine only) or 0.0.0.0 (every interface), got {host!r}")
         self.host, self.port, self.login, self.install = host, port, login, install
         self.shared, self.linger, self.watch_runs = shared, linger, watch_runs  # watch_runs: serve runs saved later
+        self.base_url = "/" + base_url.strip("/") if base_url.strip("/") else ""  # every path under it (a proxy's)
         self.env_path = env_path or runs_path("visdom")
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{'127.0.0.1' if self.host == '0.0.0.0' else self.host}:{self.port}"
+        return f"http://{'127.0.0.1' if self.host == '0.0.0.0' else self.host}:{self.port}{self.base_url}"
 
     def start(self, timeout: float = 60.0) -> LocalVisdom:
         probe = "0.0.0.0" if self.host == "0.0.0.0" else "127.0.0.1"
@@ -103,6 +105,8 @@ class LocalVisdom:
             lifetime += ["--watch-runs", os.path.abspath(self.watch_runs)]
         args = [sys.executable, _SERVE, *([] if _is_loopback(self.host) else ["--any-ip"]), *lifetime, "--",
                 "-port", str(self.port), "-env_path", os.path.abspath(self.env_path)]
+        if self.base_url:
+            args += ["-base_url", self.base_url]
         if _is_loopback(self.host):
             args.append("-bind_local")
         env = dict(os.environ)

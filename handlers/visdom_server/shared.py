@@ -13,10 +13,11 @@ import atexit
 import glob
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from handlers.visdom_server import leases
-from handlers.visdom_server.process import LocalVisdom, port_in_use
+from handlers.visdom_server.process import LocalVisdom, free_port, port_in_use
 
 __all__ = ["SharedServer", "state_dir", "find", "acquire", "release", "held", "STATE_SETTING", "LINGER_SETTING"]
 
@@ -67,12 +68,13 @@ def find(port: int | None = None) -> SharedServer | None:
     return None
 
 
-def _start(port: int | None) -> SharedServer:
-    if port is None and not port_in_use("127.0.0.1", DEFAULT_PORT):
-        port = DEFAULT_PORT
+def _start(port: int | None, base_for: Callable[[int], str] | None) -> SharedServer:
+    if port is None:
+        port = DEFAULT_PORT if not port_in_use("127.0.0.1", DEFAULT_PORT) else free_port()
     folder = state_dir()
     linger = float(os.environ.get(LINGER_SETTING) or 30)
-    local = LocalVisdom(port, env_path=os.path.join(folder, "visdom-envs"), shared=folder, linger=linger).start()
+    local = LocalVisdom(port, env_path=os.path.join(folder, "visdom-envs"), shared=folder, linger=linger,
+                        base_url=base_for(port) if base_for else "").start()
     _started.append(local)
     server = SharedServer(int(local.port or 0), local.process.pid, local.url, local.env_path)  # type: ignore[union-attr]
     for stale in glob.glob(os.path.join(server.clients, "*")):  # leases of an earlier server on this port
@@ -84,11 +86,12 @@ def _start(port: int | None) -> SharedServer:
     return server
 
 
-def acquire(port: int | None = None) -> SharedServer:
-    """Lease this user's shared server, starting one (on ``port``; else 8097 when free, else a free port)
-    when none runs. Raises what ``LocalVisdom.start`` raises when it cannot start."""
+def acquire(port: int | None = None, base_for: Callable[[int], str] | None = None) -> SharedServer:
+    """Lease this user's shared server, starting one (on ``port``; else 8097 when free, else a free port;
+    its paths under ``base_for(port)``, e.g. a Jupyter proxy's) when none runs. Raises what
+    ``LocalVisdom.start`` raises when it cannot start."""
     with leases.locked(os.path.join(state_dir(), "visdom.lock")):
-        server = find(port) or _start(port)
+        server = find(port) or _start(port, base_for)
         leases.write_lease(server.clients)
     if not _held:
         atexit.register(release)
