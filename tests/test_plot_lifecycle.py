@@ -366,3 +366,25 @@ def test_a_plotter_used_from_several_threads_keeps_every_point(tmp_path):
     assert plotter.close() is False
     logged = [d for _, m in read_log(plotter.replay_path) for d in m["data"]]
     assert sum(len(d["x"]) for d in logged) == 4000 and all(y == x for d in logged for x, y in zip(d["x"], d["y"]))
+
+
+def test_a_forked_child_that_plots_gets_its_own_sending_thread(tmp_path):
+    """The parent's sending thread does not exist in a forked child (a DataLoader worker, a DDP process)."""
+    import multiprocessing
+
+    parent = VisdomPlotter("http://127.0.0.1:9", "parent", out_dir=str(tmp_path / "p"), connect_timeout=0.1,
+                           close_timeout=2)
+    parent.add("w", "t", 1, 0.5)  # the parent's thread runs
+    child = multiprocessing.get_context("fork").Process(target=_plot_in_child, args=(str(tmp_path / "c"),))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert len(read_log(str(tmp_path / "c" / "visdom-replay.log"))) == 1  # the child's sender ran and closed
+    parent.close()
+
+
+def _plot_in_child(out_dir: str) -> None:
+    plotter = VisdomPlotter("http://127.0.0.1:9", "child", out_dir=out_dir, connect_timeout=0.1, close_timeout=5)
+    plotter.add("w", "t", 1, 0.5)
+    assert plotter.sender.wait_delivered(5) is False and plotter.sender.down_since is not None  # it tried
+    plotter.close()

@@ -10,11 +10,12 @@ to the run's replay log. ``D2L_IGNITE_PLOT=0`` turns plotting off.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from urllib.parse import urlsplit
 
-from handlers.plot.plotter import VisdomPlotter, new_env, server_url
+from handlers.plot.plotter import VisdomPlotter, close_all, new_env, server_url
 from handlers.plot.report import runs_path, say
 from handlers.plot.wire import VisdomAddress
 from handlers.plot.wire import Wire
@@ -64,6 +65,15 @@ def shared_server(port: int | None = None) -> str | None:
         say(f"could not start a local Visdom server ({str(e).splitlines()[0]}); the curves go to the run "
             "folder's curves.png and replay log")
         return None
+
+
+def _at_exit() -> None:
+    """Close the open plotters first (their last points go to the server), then drop this process's lease."""
+    close_all()
+    shared.release()
+
+
+atexit.register(_at_exit)  # after plotter's own close_all is registered: so it runs before it
 
 
 def serving() -> shared.SharedServer | None:

@@ -7,6 +7,7 @@ or until a flush or a stop pokes it.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -64,3 +65,11 @@ class Worker:
 
 
 WORKER = Worker()
+
+
+def _forked() -> None:
+    """A forked child (a DataLoader worker, a DDP process) has no sending thread: it starts its own if it plots."""
+    WORKER.__init__()  # type: ignore[misc]
+
+
+os.register_at_fork(after_in_child=_forked)

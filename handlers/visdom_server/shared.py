@@ -9,7 +9,6 @@ server no record names is not this user's: the plot policy uses it only when ``$
 """
 from __future__ import annotations
 
-import atexit
 import glob
 import json
 import os
@@ -93,9 +92,7 @@ def acquire(port: int | None = None, base_for: Callable[[int], str] | None = Non
     with leases.locked(os.path.join(state_dir(), "visdom.lock")):
         server = find(port) or _start(port, base_for)
         leases.write_lease(server.clients)
-    if not _held:
-        atexit.register(release)
-    _held[server.port] = server
+    _held[server.port] = server  # a lease left at exit is harmless: the server checks that its process lives
     return server
 
 
