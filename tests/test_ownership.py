@@ -236,7 +236,7 @@ def test_four_animators_on_a_hung_server_cost_the_exit_one_wait(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "SENDERS 1" in done.stdout  # one sending thread for four plotters
     waited = exited - float(done.stdout.split("END ")[1])
-    assert waited < 5 + 8, (waited, done.stderr)  # one close_timeout (5 s) and the files, not four of them
+    assert waited < 16, (waited, done.stderr)  # one close_timeout (5 s) and the files (8 s here), not four (>= 20 s)
     for i in range(4):
         assert len(read_log(str(tmp_path / "runs" / f"a{i}" / "visdom-replay.log"))) == 1
         assert "3 points are not in an env saved by" in done.stderr
