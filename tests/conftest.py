@@ -51,3 +51,4 @@ def _run_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("D2L_IGNITE_PLOT", "0")
     monkeypatch.setenv("D2L_IGNITE_STATE", str(tmp_path / ".d2l-state"))  # this test's own shared Visdom server
     monkeypatch.setenv("D2L_IGNITE_VISDOM_LINGER", "1")
+    monkeypatch.setattr("handlers.plot.policy._no_server", {})  # each test asks for its own server afresh

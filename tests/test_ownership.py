@@ -319,3 +319,22 @@ def test_the_page_draws_through_a_real_jupyter_server_proxy(tmp_path):
         jupyter.terminate()
         jupyter.wait(30)
     assert re.findall(r'class="legendtext"[^>]*>([^<]+)<', dom) == ["train loss"]
+
+
+def test_an_address_that_never_answers_is_probed_once_for_several_plotters(tmp_path, monkeypatch):
+    """Four Animators pointed at a hung address: one probe (its read timeout) for all, not one each."""
+    import socket
+
+    from handlers.plot import policy
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    accepted: list[object] = []
+    threading.Thread(target=lambda: [accepted.append(hung.accept()) for _ in range(16)], daemon=True).start()
+    monkeypatch.setenv("VISDOM_URL", f"http://127.0.0.1:{hung.getsockname()[1]}")
+    plotters = [policy.default_plotter(str(tmp_path / f"run{i}")) for i in range(4)]
+    assert not any(p.live for p in plotters) and len(accepted) == 1
+    for plotter in plotters:
+        plotter.closed = True  # no point was added: nothing to send or write
+    hung.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import time
 from urllib.parse import urlsplit
 
 from handlers.plot.plotter import VisdomPlotter, close_all, new_env, server_url
@@ -38,9 +39,24 @@ def _named(url: str | None) -> bool:
     return url is not None or bool(os.environ.get("VISDOM_URL"))
 
 
+_NO_SERVER_FOR = 30.0  # seconds a "no server at this address" answer is reused
+_no_server: dict[str, float] = {}  # address -> when none could be had there
+
+
 def live_url(url: str | None = None) -> tuple[str | None, bool]:
     """``(URL that answers, whether it is this user's shared server)``; ``(None, False)``, said once on
-    stderr, when none can be had."""
+    stderr, when none can be had. That answer is kept for 30 s, so the next plotters (several Animators)
+    do not each wait out the probe of an address that accepts but never answers."""
+    key = server_url(url) if _named(url) else ""
+    if time.monotonic() - _no_server.get(key, -_NO_SERVER_FOR) < _NO_SERVER_FOR:
+        return None, False
+    live, ours = _find_live(url)
+    if live is None:
+        _no_server[key] = time.monotonic()
+    return live, ours
+
+
+def _find_live(url: str | None) -> tuple[str | None, bool]:
     address = VisdomAddress(server_url(url))
     local = address.host in _LOCAL
     if _named(url):
