@@ -16,7 +16,7 @@ import os
 from handlers.plot.decimate import decimate
 from handlers.plot.record import read_points
 from handlers.plot.report import runs_path
-from handlers.plot.wire import exclusive_temp
+from handlers.plot.wire import write_atomic
 
 __all__ = ["run_record", "export_csv", "export_html", "plotly_js"]
 
@@ -31,14 +31,6 @@ def run_record(run: str) -> str:
         raise FileNotFoundError(f"{run} holds no curves.npz (runs write it when their plots close; runs made before "
                                 "this version, or with --no-plot, have none)")
     raise FileNotFoundError(f"no run folder {run!r} (give a run folder, e.g. {runs_path('<env>')}, or its env name)")
-
-
-def _write(path: str, write) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with exclusive_temp(path) as (f, tmp):
-        write(f)
-    os.replace(tmp, path)
-    return path
 
 
 def export_csv(record: str, path: str) -> int:
@@ -59,7 +51,7 @@ def export_csv(record: str, path: str) -> int:
         text.flush()
         text.detach()
 
-    _write(path, write)
+    write_atomic(path, write)
     return rows
 
 
@@ -115,5 +107,5 @@ figures.forEach((f, i) => {{
 document.body.dataset.drawn = String(figures.length);
 </script></body></html>
 """
-    _write(path, lambda f: f.write(page.encode("utf-8")))
+    write_atomic(path, lambda f: f.write(page.encode("utf-8")))
     return len(figures)

@@ -1,12 +1,11 @@
 """A PNG of the curves, for headless machines, CI and the README: no server needed."""
 from __future__ import annotations
 
-import os
 import threading
 
 from handlers.plot.report import say
 from handlers.plot.store import PlotStore
-from handlers.plot.wire import exclusive_temp
+from handlers.plot.wire import write_atomic
 
 __all__ = ["save_png", "save_png_in_background", "try_save_png"]
 
@@ -105,8 +104,4 @@ def _draw(store: PlotStore, path: str) -> str:
     for k, (title, opts, lines) in enumerate(panels, 1):
         _panel(fig.add_subplot(rows, columns, k), title, opts, lines)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with exclusive_temp(path) as (f, tmp):
-        fig.savefig(f, format="png")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda f: fig.savefig(f, format="png"))

@@ -15,7 +15,7 @@ import numpy as np
 
 from handlers.plot.decimate import decimate
 from handlers.plot.store import PlotStore
-from handlers.plot.wire import exclusive_temp, window_message
+from handlers.plot.wire import window_message, write_atomic
 
 __all__ = ["page_message", "write_env", "write_points", "read_points"]
 
@@ -39,18 +39,10 @@ def _env_json(store: PlotStore, env: str) -> dict[str, Any]:
     return {"jsons": jsons, "reload": {}}
 
 
-def _atomic(path: str, write: Any) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with exclusive_temp(path) as (f, tmp):
-        write(f)
-    os.replace(tmp, path)
-    return path
-
-
 def write_env(store: PlotStore, env: str, folder: str) -> str:
     """Write ``folder/visdom/<env>.json`` (atomically); return its path."""
     data = json.dumps(_env_json(store, env)).encode()
-    return _atomic(os.path.join(folder, "visdom", f"{env}.json"), lambda f: f.write(data))
+    return write_atomic(os.path.join(folder, "visdom", f"{env}.json"), lambda f: f.write(data))
 
 
 def write_points(store: PlotStore, folder: str) -> str:
@@ -63,7 +55,7 @@ def write_points(store: PlotStore, folder: str) -> str:
         for j, (xs, ys) in enumerate(traces.values()):
             arrays[f"x{i}_{j}"], arrays[f"y{i}_{j}"] = xs, ys
     arrays["meta"] = np.array(json.dumps(meta))
-    return _atomic(os.path.join(folder, "curves.npz"), lambda f: np.savez(f, **arrays))
+    return write_atomic(os.path.join(folder, "curves.npz"), lambda f: np.savez(f, **arrays))
 
 
 def read_points(path: str) -> list[tuple[str, dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]]:

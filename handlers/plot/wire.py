@@ -6,14 +6,14 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlparse
 
 import requests
 
 __all__ = ["VisdomAddress", "window_message", "append_message", "Wire", "NotVisdomError", "read_log", "write_log",
-           "REPLAY_ENDPOINTS"]
+           "write_atomic", "REPLAY_ENDPOINTS"]
 
 # What a replay log may ask of a server: Visdom's own drawing endpoints, nothing that deletes or forks
 # ("close" removes windows, every window of the env when it names none: a replay only adds).
@@ -88,12 +88,18 @@ def append_message(env: str, win: str, trace: str, points: list[tuple[float, flo
 
 
 def write_log(path: str, messages: list[dict]) -> None:
-    """Visdom's log format (one ``[endpoint, msg]`` JSON per line), written atomically through a
-    temporary file created exclusively (a planted symlink is never followed)."""
+    """Visdom's log format (one ``[endpoint, msg]`` JSON per line), written atomically."""
+    write_atomic(path, lambda f: f.writelines((json.dumps(["events", msg]) + "\n").encode() for msg in messages))
+
+
+def write_atomic(path: str, write: Callable[[Any], object]) -> str:
+    """Have ``write(f)`` fill a binary file that then replaces ``path`` whole (its folder made if needed), through
+    a temporary file created exclusively (a planted symlink is never followed); return ``path``."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with exclusive_temp(path) as (f, tmp):
-        for msg in messages:
-            f.write((json.dumps(["events", msg]) + "\n").encode())
+        write(f)
     os.replace(tmp, path)
+    return path
 
 
 @contextlib.contextmanager
