@@ -35,9 +35,13 @@ def serve_folder(path: str) -> str:
 
 def newest_env(folder: str) -> str | None:
     """The most recently saved run's env in ``folder`` (not Visdom's ``main``, nor a comparison), for the link."""
-    envs = [f for f in glob.glob(os.path.join(folder, "*.json"))
-            if os.path.basename(f) != "main.json" and not os.path.basename(f).startswith("compare-")]
+    envs = [f for f in glob.glob(os.path.join(folder, "*.json")) if _is_run(os.path.basename(f)[: -len(".json")])]
     return os.path.basename(max(envs, key=os.path.getmtime))[: -len(".json")] if envs else None
+
+
+def _is_run(env: str) -> bool:
+    """A run's env: not Visdom's ``main``, nor a comparison this command built."""
+    return env != "main" and not env.startswith("compare-")
 
 
 def compare_name(envs: list[str]) -> str:
@@ -59,7 +63,7 @@ def _check_envs(wire: Wire, url: str, envs: list[str]) -> None:
                               "visdom`, or pass --visdom URL") from None
     missing = [e for e in envs if e not in held]
     if missing:
-        runs = ", ".join(sorted(e for e in held if e != "main" and not e.startswith("compare-"))) or "none"
+        runs = ", ".join(sorted(e for e in held if _is_run(e))) or "none"
         raise ValueError(f"{url} does not hold {', '.join(missing)}; it holds: {runs[:400]}")
 
 

@@ -1,15 +1,14 @@
 """The background sender: the only code that talks to Visdom, so training never waits on the network.
 
 Each plotter has a Sender; the process's one sending thread (``worker.py``) gives them turns. The
-training thread appends to the PlotStore and puts ``(win, trace)`` on a bounded queue without
-blocking. A turn merges queued points into one append request per trace. When the
-server is refused, hung, killed or restarted, it says so once, backs off and retries; after a
-failure it re-creates whole windows from the store (idempotent), so a restarted server gets every
-point. A window with a trace past ``decimate.LIMIT`` points is re-drawn whole as the page's view (a few
-thousand points), at most every ``LONG_EVERY`` seconds, instead of appended to: Visdom's append cost grows
-with the window. When the server goes away for good, ``reconnect`` (given by the plot policy for this
-user's own server) may name another; every window is then sent there whole. At close, whatever the
-server never saved goes to a replay log in Visdom's format.
+training thread appends to the PlotStore and puts ``(win, trace)`` on a bounded queue without blocking.
+A turn merges queued points into one append request per trace. When the server is refused, hung, killed
+or restarted, it says so once, backs off and retries; after a failure it re-creates whole windows from
+the store (idempotent), so a restarted server gets every point. A window with a trace past
+``decimate.LIMIT`` points is re-drawn whole as the page's view at most every ``LONG_EVERY`` seconds
+instead of appended to (Visdom's append cost grows with the window). When the server goes away for good,
+``reconnect`` (given by the plot policy for this user's own server) may name another; every window is
+then sent there whole. At close, whatever the server never saved goes to a replay log.
 """
 from __future__ import annotations
 
@@ -127,21 +126,22 @@ class Sender:
             self._progress.wait_for(lambda: not self.undelivered() or self.down_since is not None, timeout)
         return not self.undelivered()
 
+    def _behind(self, acknowledged: dict[str, dict[str, int]]) -> dict[str, int]:
+        """Per window, the points of the record beyond ``acknowledged`` (windows with none are left out)."""
+        behind = {w: sum(max(0, n - acknowledged.get(w, {}).get(t, 0)) for t, n in traces.items())
+                  for w, traces in self.store.counts().items()}
+        return {w: n for w, n in behind.items() if n}
+
     def undelivered(self) -> list[str]:
-        counts = self.store.counts()
-        return [w for w, traces in counts.items()
-                if any(n > self.delivered.get(w, {}).get(t, 0) for t, n in traces.items())]
+        return list(self._behind(self.delivered))
 
     def unsaved(self) -> list[str]:
         """The windows holding points that no save of the server has put on its disk."""
-        counts = self.store.counts()
-        return [w for w, traces in counts.items()
-                if any(n > self.saved_counts.get(w, {}).get(t, 0) for t, n in traces.items())]
+        return list(self._behind(self.saved_counts))
 
     def missing(self) -> int:
         """How many points of the record no save of the server holds (what an end-of-run message counts)."""
-        return sum(max(0, n - self.saved_counts.get(w, {}).get(t, 0))
-                   for w, traces in self.store.counts().items() for t, n in traces.items())
+        return sum(self._behind(self.saved_counts).values())
 
     def write_replay(self, path: str) -> int:
         """Write every window not fully saved by the server, whole (as the page shows it), to ``path``;
