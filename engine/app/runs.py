@@ -10,9 +10,9 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 
 from handlers.plot import VisdomAddress
+from handlers.visdom_server.serve import gather
 from handlers.plot.wire import Wire, window_message
 
 __all__ = ["serve_folder", "newest_env", "compare_envs", "compare_name"]
@@ -26,10 +26,7 @@ def serve_folder(path: str) -> str:
         return path
     folder = os.path.join(path, "visdom")
     os.makedirs(folder, exist_ok=True)
-    for found in glob.glob(os.path.join(path, "*", "visdom", "*.json")):
-        target = os.path.join(folder, os.path.basename(found))
-        if not os.path.exists(target) or os.path.getmtime(found) > os.path.getmtime(target):
-            shutil.copy2(found, target)
+    gather(path, folder)  # the rule the server applies again every 2 s for runs saved later
     return folder
 
 

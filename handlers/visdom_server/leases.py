@@ -13,7 +13,22 @@ import fcntl
 import os
 from collections.abc import Iterator
 
-__all__ = ["locked", "alive", "start_time", "write_lease", "drop_lease", "live_leases"]
+__all__ = ["locked", "alive", "start_time", "write_lease", "drop_lease", "live_leases", "record_path", "clients_dir",
+           "lock_path"]
+
+
+def record_path(state: str, port: int | str) -> str:
+    """The shared server's record (port, pid, URL, env folder) in the state folder."""
+    return os.path.join(state, f"visdom-{port}.json")
+
+
+def clients_dir(state: str, port: int | str) -> str:
+    """The folder of the leases on the shared server at ``port``."""
+    return os.path.join(state, f"visdom-{port}.clients")
+
+
+def lock_path(state: str) -> str:
+    return os.path.join(state, "visdom.lock")
 
 
 def _stat(pid: int) -> list[str]:

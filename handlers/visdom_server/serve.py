@@ -105,13 +105,13 @@ def watch(pid: int | None, shared: str | None, port: str, linger: float, poll: f
             os._exit(0)
         if shared is None:
             continue
-        with leases.locked(os.path.join(shared, "visdom.lock")):
-            if leases.live_leases(os.path.join(shared, f"visdom-{port}.clients")):
+        with leases.locked(leases.lock_path(shared)):
+            if leases.live_leases(leases.clients_dir(shared, port)):
                 idle_since = None
                 continue
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since >= linger:
-                _drop_record(os.path.join(shared, f"visdom-{port}.json"))
+                _drop_record(leases.record_path(shared, port))
                 os._exit(0)
 
 
@@ -126,24 +126,32 @@ def _drop_record(path: str) -> None:
         os.remove(path)
 
 
-def _refresh(app: object, runs: str, env_path: str, seen: dict[str, float]) -> None:
-    """Serve every ``runs/*/visdom/<env>.json`` saved or changed since the last look (a copy in ``env_path``)."""
+def gather(runs: str, env_path: str) -> list[str]:
+    """Copy every ``runs/*/visdom/<env>.json`` that is newer than its copy into ``env_path`` (Visdom serves one
+    flat folder); return the copies made."""
     import glob
     import shutil
 
+    copied = []
     for found in glob.glob(os.path.join(runs, "*", "visdom", "*.json")):
+        target = os.path.join(env_path, os.path.basename(found))
+        if not os.path.exists(target) or os.path.getmtime(found) > os.path.getmtime(target):
+            copied.append(shutil.copy2(found, target))
+    return copied
+
+
+def _refresh(app: object, runs: str, env_path: str) -> None:
+    """Serve every run saved or changed since the last look (a run folder removed meanwhile: the next look)."""
+    try:
+        copied = gather(runs, env_path)
+    except OSError:
+        return
+    for target in copied:
         try:
-            mtime = os.path.getmtime(found)
-            if seen.get(found) == mtime:
-                continue
-            target = os.path.join(env_path, os.path.basename(found))
-            if not os.path.exists(target) or mtime > os.path.getmtime(target):
-                shutil.copy2(found, target)
-                with open(target) as f:
-                    env = json.load(f)  # loaded as it is (visdom 0.2.4 and 0.3.0 load lazily in different ways)
-                name = os.path.basename(found)[: -len(".json")]
-                app.state[name] = {"jsons": env["jsons"], "reload": env.get("reload", {})}  # type: ignore[attr-defined]
-            seen[found] = mtime
+            with open(target) as f:
+                env = json.load(f)  # loaded as it is (visdom 0.2.4 and 0.3.0 load lazily in different ways)
+            name = os.path.basename(target)[: -len(".json")]
+            app.state[name] = {"jsons": env["jsons"], "reload": env.get("reload", {})}  # type: ignore[attr-defined]
         except (OSError, ValueError, KeyError, TypeError):
             continue
 
@@ -154,11 +162,10 @@ def watch_runs(runs: str, env_path: str, every_ms: int = 2000) -> None:
     import visdom.server.app as visdom_app
 
     start = visdom_app.Application.__init__
-    seen: dict[str, float] = {}
 
     def init(app: object, *args: object, **kwargs: object) -> None:
         start(app, *args, **kwargs)
-        tornado.ioloop.PeriodicCallback(lambda: _refresh(app, runs, env_path, seen), every_ms).start()
+        tornado.ioloop.PeriodicCallback(lambda: _refresh(app, runs, env_path), every_ms).start()
 
     visdom_app.Application.__init__ = init  # type: ignore[method-assign]
 

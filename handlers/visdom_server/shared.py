@@ -36,7 +36,7 @@ class SharedServer:
 
     @property
     def clients(self) -> str:
-        return os.path.join(state_dir(), f"visdom-{self.port}.clients")
+        return leases.clients_dir(state_dir(), self.port)
 
     def alive(self) -> bool:
         return leases.alive(self.pid)
@@ -49,13 +49,13 @@ def state_dir() -> str:
 
 
 def _record_path(port: int) -> str:
-    return os.path.join(state_dir(), f"visdom-{port}.json")
+    return leases.record_path(state_dir(), port)
 
 
 def find(port: int | None = None) -> SharedServer | None:
     """This user's running shared server (on ``port`` when given; else the default port's, else any)."""
     paths = [_record_path(port)] if port is not None else \
-        sorted(glob.glob(os.path.join(state_dir(), "visdom-*.json")), key=lambda p: p != _record_path(DEFAULT_PORT))
+        sorted(glob.glob(leases.record_path(state_dir(), "*")), key=lambda p: p != _record_path(DEFAULT_PORT))
     for path in paths:
         try:
             with open(path) as f:
@@ -89,7 +89,7 @@ def acquire(port: int | None = None, base_for: Callable[[int], str] | None = Non
     """Lease this user's shared server, starting one (on ``port``; else 8097 when free, else a free port;
     its paths under ``base_for(port)``, e.g. a Jupyter proxy's) when none runs. Raises what
     ``LocalVisdom.start`` raises when it cannot start."""
-    with leases.locked(os.path.join(state_dir(), "visdom.lock")):
+    with leases.locked(leases.lock_path(state_dir())):
         server = find(port) or _start(port, base_for)
         leases.write_lease(server.clients)
     _held[server.port] = server  # a lease left at exit is harmless: the server checks that its process lives
