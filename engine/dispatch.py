@@ -4,9 +4,13 @@ Ignite's ``Engine._fire_event`` builds an f-string for ``logger.debug`` on every
 on or not: four events an iteration, about a third of the engine's per-iteration cost over a hand
 loop on a small step (``python -m bench overhead``). This subclass runs the same handler loop
 without that line while debug logging is off, and Ignite's own method (with its line) when it is on.
-Everything else is Ignite's: the Engines of ``create_trainer`` / ``create_evaluator`` are this class.
-Their logger (``engine.dispatch.Engine``) leaves out Ignite's two lines about the exception that ends a
-run: the exception reaches the caller, whose report says it once (several processes: once in all).
+Everything else is Ignite's: the Engines of ``create_trainer`` / ``create_evaluator`` are this class,
+and they log where Ignite's do (``ignite.engine.engine.<class name>``), so ``logging.getLogger("ignite")``
+quiets or opens them as Ignite documents.
+
+Ignite logs "... terminating due to exception" before it hands an exception on; when the exception then
+reaches the caller, whose report says it once (several processes: once in all), these lines are dropped.
+When an ``EXCEPTION_RAISED`` handler keeps the exception from the caller, they are written as Ignite does.
 """
 from __future__ import annotations
 
@@ -18,21 +22,45 @@ import ignite.engine
 
 __all__ = ["Engine"]
 
-
-class _RaisedOnce(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(("Current run is terminating due to exception",
-                                               "Engine run is terminating due to exception"))
+_ENDING = ("Current run is terminating due to exception", "Engine run is terminating due to exception")
 
 
-_LOGGER = logging.getLogger(__name__ + ".Engine")
-_LOGGER.addFilter(_RaisedOnce())
+class _HeldLog(logging.LoggerAdapter):
+    """Ignite's logger of one Engine, holding back the lines about an exception until its fate is known."""
+
+    _OWN = ("logger", "extra", "merge_extra", "held")
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+        self.held: list[tuple[Any, tuple, dict]] = []
+
+    def error(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(msg, str) and msg.startswith(_ENDING):
+            self.held.append((msg, args, kwargs))
+        else:
+            self.logger.error(msg, *args, **kwargs)
+
+    def take(self) -> list[tuple[Any, tuple, dict]]:
+        held, self.held = self.held, []
+        return held
+
+    def __getattr__(self, name: str) -> Any:  # addHandler, handlers, propagate, ...: the logger's own
+        return getattr(self.logger, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value) if name in self._OWN else setattr(self.logger, name, value)
 
 
 class Engine(ignite.engine.Engine):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.logger = _LOGGER
+        self.logger = _HeldLog(logging.getLogger(f"ignite.engine.engine.{type(self).__name__}"))
+
+    def _handle_exception(self, e: BaseException) -> None:
+        held = self.logger.take() if isinstance(self.logger, _HeldLog) else []
+        super()._handle_exception(e)  # raises when the exception goes on to the caller: the lines are dropped
+        for msg, args, kwargs in held:  # an EXCEPTION_RAISED handler kept it: say it as Ignite does
+            self.logger.logger.error(msg, *args, **kwargs)
 
     def fire_registered(self, event_name: Any) -> None:
         """``fire_event`` for an event this Engine registered when it was built (the update events, fired

@@ -55,7 +55,8 @@ def create_trainer(
     (tensors stay on the device) and is what the book's handlers read; ``engine.state.output`` is the
     same unless ``output_transform(X, y, y_hat, stats)`` makes it something else. fp16 gets a GradScaler
     in ``engine.state.scaler``. Each optimizer update fires ``UpdateEvents.UPDATE_STARTED`` /
-    ``UPDATE_COMPLETED`` and counts in ``state.optimizer_steps`` (checkpointed with the trainer).
+    ``UPDATE_COMPLETED`` and counts in ``state.optimizer_steps`` (checkpointed with the trainer); their
+    ``every=`` / ``once=`` filters read ``state.update_number`` (see ``handlers.UpdateEvents``).
     ``world_size`` is the number of processes DDP averages gradients over (default: the
     ``ignite.distributed`` world), so a sum loss gives the one-process update of the global batch.
     """
@@ -74,6 +75,7 @@ def create_trainer(
     def train_step(engine: Engine, batch: Any) -> Any:
         engine.state.step_started = time.perf_counter()  # the step timer's start, without a handler
         if updater.starts_update:
+            engine.state.update_number = engine.state.optimizer_steps + 1  # Ignite's pairs: one count for both
             engine.fire_registered(UpdateEvents.UPDATE_STARTED)
         X, y = prepare_batch(batch, device, non_blocking)
         n = engine.state.epoch_length
@@ -82,13 +84,13 @@ def create_trainer(
                                    length_known=n is not None)
         engine.state.step_output = stats
         engine.state.stepped = engine.state.iteration  # a stop before this line left this iteration undone
-        if updater.starts_update and updater.applied:  # this batch's update happened (not skipped by fp16)
-            _updated(engine)
+        if updater.starts_update:  # this batch ended its group: an update (unless fp16 skipped it)
+            _updated(engine, updater.applied)
         return stats if output_transform is default_output else output_transform(X, y, y_hat, stats)
 
     def flush(engine: Engine) -> None:  # an iterable of unknown length ends its epoch unannounced
-        if updater.flush() and updater.applied:
-            _updated(engine)
+        if updater.pending:
+            _updated(engine, updater.flush())
 
     trainer = Engine(train_step)
     trainer.add_event_handler(Events.EPOCH_COMPLETED, flush)
@@ -97,22 +99,27 @@ def create_trainer(
 
 def _with_trainer_state(trainer: Engine, updater: Updater, options: StepOptions) -> Engine:
     """What the trainer publishes in ``state`` beside Ignite's, and its update events."""
-    trainer.register_events(*UpdateEvents, event_to_attr={e: "optimizer_steps" for e in UpdateEvents})
+    trainer.register_events(*UpdateEvents, event_to_attr={e: "update_number" for e in UpdateEvents})
     trainer.state.step_output = None
     trainer.state.step_started = 0.0
     trainer.state.scaler = updater.scaler
     trainer.state.compiled = bool(options.compile)  # the step timer leaves the compiling epoch out
     trainer.state.updater = updater  # skipped fp16 updates: updater.skipped
-    trainer.state.optimizer_steps = 0  # updates so far: schedules step per update, not per batch
+    trainer.state.optimizer_steps = 0  # updates applied so far: schedules step per update, not per batch
+    trainer.state.update_number = 0  # what the update events' filters count: the update begun last
     trainer.state_dict_user_keys.append("optimizer_steps")
     trainer.state.stepped = 0  # the last iteration whose step ran (Ignite counts one before its step)
     trainer.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "stepped", e.state.iteration))
     return trainer
 
 
-def _updated(engine: Engine) -> None:
-    engine.state.optimizer_steps += 1
-    engine.fire_registered(UpdateEvents.UPDATE_COMPLETED)
+def _updated(engine: Engine, applied: bool) -> None:
+    """An update's group ended: count it and fire UPDATE_COMPLETED, unless fp16 skipped it (its number is
+    then the next update's too, as an Ignite count does not move for a step that did not happen)."""
+    if applied:
+        engine.state.optimizer_steps += 1
+        engine.state.update_number = engine.state.optimizer_steps
+        engine.fire_registered(UpdateEvents.UPDATE_COMPLETED)
 
 
 def create_evaluator(

@@ -33,8 +33,11 @@ BOOK_KEYS: tuple[str, ...] = tuple(StepOutput.__annotations__)
 class UpdateEvents(EventEnum):
     """The seam for per-update work (schedules, EMA of weights, SWA, a gradient-norm plot): with gradient
     accumulation an update is every k batches, not every iteration. This project's trainer fires them
-    inside its step and counts updates in ``state.optimizer_steps`` (so ``every=`` / ``once=`` filters
-    count updates, and the count is checkpointed)."""
+    inside its step. As Ignite's STARTED/COMPLETED pairs do, both events of one update see one count,
+    ``state.update_number`` (the n-th update: ``UPDATE_STARTED(every=2)`` and ``UPDATE_COMPLETED(every=2)``
+    fire for updates 2, 4, 6), which is what their ``every=`` / ``once=`` filters read;
+    ``state.optimizer_steps`` counts the updates applied (checkpointed). An fp16 update skipped for inf
+    gradients fires UPDATE_STARTED but not UPDATE_COMPLETED, and the next update keeps its number."""
 
     UPDATE_STARTED = "update_started"  # before the first batch of an update's group is computed
     UPDATE_COMPLETED = "update_completed"  # after ``optimizer.step()``; ``state.optimizer_steps`` counts it

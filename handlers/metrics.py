@@ -4,7 +4,9 @@
 segmentation). Both read the step's ``StepOutput`` (see ``handlers.contract``), add tensors on the
 device without waiting for it, and sync once in ``compute`` -- summed across processes under
 ``ignite.distributed``. Given an ``output_transform``, they read ``engine.state.output`` through it
-instead, as any Ignite metric does.
+instead, as any Ignite metric does. They keep Ignite 0.5's ``Metric`` contract: updates run under
+``torch.no_grad`` (no graph kept across an epoch), the running sums are in ``state_dict()`` (a resumed
+metric goes on from where it was), and the constructor takes Ignite's keywords.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ __all__ = ["RatioMetric", "BookLoss", "BookAccuracy"]
 class RatioMetric(Metric):
     """``sum(stats[numerator]) / sum(stats[denominator])`` over the batches since ``reset``."""
 
+    _state_dict_all_req_keys = ("_num", "_den")
+
     def __init__(
         self,
         numerator: str,
@@ -33,12 +37,16 @@ class RatioMetric(Metric):
         output_transform: Callable[[Any], Any] | None = None,
         device: str | torch.device = "cpu",
         across_processes: bool = True,
+        skip_unrolling: bool = False,
+        **metric_kwargs: Any,
     ) -> None:
         self.required_output_keys = (numerator, denominator)
         self._reads_step = output_transform is None
         self.across_processes = across_processes  # False: this process's batches only, no collective
-        super().__init__(output_transform=output_transform or (lambda out: out), device=device)
+        super().__init__(output_transform=output_transform or (lambda out: out), device=device,
+                         skip_unrolling=skip_unrolling, **metric_kwargs)
 
+    @torch.no_grad()
     def iteration_completed(self, engine: Engine) -> None:
         if not self._reads_step:
             return super().iteration_completed(engine)
@@ -53,6 +61,8 @@ class RatioMetric(Metric):
     @reinit__is_reduced
     def update(self, output: tuple[torch.Tensor | float, int]) -> None:
         num, den = output
+        if isinstance(num, torch.Tensor):
+            num = num.detach()  # a direct update() with an output that requires grad keeps no graph
         self._num = self._num + num  # out of place: never writes into the step's own output
         self._den += int(den)
 
@@ -71,13 +81,13 @@ class BookLoss(RatioMetric):
     """Mean loss per example, as the book prints it."""
 
     def __init__(self, output_transform: Callable[[Any], Any] | None = None, device: str | torch.device = "cpu",
-                 across_processes: bool = True):
-        super().__init__("loss", "examples", output_transform, device, across_processes)
+                 across_processes: bool = True, **metric_kwargs: Any):
+        super().__init__("loss", "examples", output_transform, device, across_processes, **metric_kwargs)
 
 
 class BookAccuracy(RatioMetric):
     """Correct predictions per predicted element (``labels.numel()``), as the book prints it."""
 
     def __init__(self, output_transform: Callable[[Any], Any] | None = None, device: str | torch.device = "cpu",
-                 across_processes: bool = True):
-        super().__init__("correct", "predictions", output_transform, device, across_processes)
+                 across_processes: bool = True, **metric_kwargs: Any):
+        super().__init__("correct", "predictions", output_transform, device, across_processes, **metric_kwargs)

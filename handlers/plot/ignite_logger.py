@@ -1,13 +1,19 @@
-"""Ignite's ``VisdomLogger`` shape on the non-blocking plotter: swap one import line and gain
-no blocking, no exception without a server, a replay log, and plots that stay after ``close()``.
+"""Ignite's ``VisdomLogger`` on the non-blocking plotter: swap one import line and gain no blocking, no
+exception without a server, a replay log, and plots that stay after ``close()``.
 
 Ignite's own handlers (``OutputHandler``, ``OptimizerParamsHandler``, ``WeightsScalarHandler``,
-``GradsScalarHandler``) draw through ``logger.vis.line(...)`` on ``logger.executor``. This logger's
-``vis`` only records each point in a ``VisdomPlotter`` (the background sender posts it), so those
-handlers are reused as they are, with Ignite's window names (``tag/name``).
+``GradsScalarHandler``) draw through ``logger.vis.line(...)``. Here ``logger.vis`` is a real
+``visdom.Visdom`` whose network calls are rerouted: each ``line`` point goes into the run's record (the
+background sender posts it, with Ignite's window names ``tag/name``); every other drawing call (``text``,
+``image``, ``bar``, ``close``, ``save``, ...) is built by Visdom's own code and posted, in order, by the
+same sender; the queries that return an answer (``get_env_list``, ``win_exists``, ``get_window_data``,
+``check_connection``) ask the server at once, within the plotter's timeouts, and answer None (an env list:
+the client's own) when no server answers.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from typing import Any
 
@@ -23,45 +29,64 @@ from handlers.plot.plotter import VisdomPlotter
 __all__ = ["VisdomLogger", "OutputHandler", "OptimizerParamsHandler", "WeightsScalarHandler", "GradsScalarHandler",
            "global_step_from_engine"]
 
+# Visdom client keywords that cannot be honoured by a client that never blocks, with what to do instead
+_REFUSED = {
+    "send": (True, "send=False builds messages without sending them; use offline=True with log_to_filename"),
+    "endpoint": ("events", "only Visdom's own 'events' endpoint is drawn to"),
+    "proxies": (None, "plots go straight to the server; unset the proxy or use an SSH tunnel"),
+    "http_proxy_host": (None, "plots go straight to the server; unset the proxy or use an SSH tunnel"),
+    "http_proxy_port": (None, "plots go straight to the server; unset the proxy or use an SSH tunnel"),
+    "use_polling": (False, "this client takes no events from the page"),
+    "ssl_verify": (None, "give the server as http://; an https:// server's certificate is always checked"),
+}
 
-class _Canvas:
-    """What Ignite's drawers call as ``logger.vis``: each ``line`` call becomes one recorded point."""
 
-    def __init__(self, plotter: VisdomPlotter) -> None:
-        self.plotter, self.env = plotter, plotter.env
-        self.x_labels: dict[str, str] = {}  # Ignite's x label (the event's text) -> a readable one
+@functools.cache
+def _visdom_keywords() -> frozenset[str]:
+    from visdom import Visdom
 
-    def line(self, X: Any, Y: Any, env: str | None = None, win: str | None = None, update: str | None = None,
-             opts: dict | None = None, name: str | None = None) -> str:
-        window = win or name or "main"
-        if window not in self.plotter.store.windows:
-            opts = opts or {}
-            xlabel = self.x_labels.get(str(opts.get("xlabel")), opts.get("xlabel"))
-            self.plotter.window(window, [name or window], title=opts.get("title"), xlabel=xlabel,
-                                ylabel=opts.get("ylabel"))
-        self.plotter.add(window, name or window, X[0], Y[0])
-        return window
-
-    def save(self, envs: Any = None) -> None:
-        """Saved by the sender when the logger closes: no synchronous save per event."""
+    return frozenset(inspect.signature(Visdom.__init__).parameters) - {"self", "server", "port", "raise_exceptions"}
 
 
 class VisdomLogger(ignite_visdom.VisdomLogger):
     """``VisdomLogger(server=None, port=None, num_workers=1, raise_exceptions=True, **kwargs)`` as Ignite's.
 
-    Server and port come from ``VISDOM_SERVER_URL`` / ``VISDOM_PORT`` (default localhost:8097), the
-    login from ``VISDOM_USERNAME`` / ``VISDOM_PASSWORD``; ``env`` (a keyword, as for Visdom) names the
-    env, ``out_dir`` the folder for the PNG and a replay log. ``num_workers`` and ``raise_exceptions``
-    are accepted for compatibility: sends never block and a missing server never raises.
+    Server and port come from ``VISDOM_SERVER_URL`` / ``VISDOM_PORT`` (default localhost:8097), the login from
+    ``username=`` / ``password=`` or ``VISDOM_USERNAME`` / ``VISDOM_PASSWORD``; the other keywords are
+    ``visdom.Visdom``'s: ``env``, ``base_url``, ``log_to_filename`` (Visdom's log of every call, replayable with
+    ``vis.replay_log``), ``offline=True`` (nothing is sent; needs ``log_to_filename``); ``out_dir`` (ours) is the
+    folder for the PNG, ``curves.npz`` and a replay log. A keyword Visdom has but a never-blocking client cannot
+    honour (``send=False``, proxies) is refused with the reason; an unknown one is a ``TypeError``, as Ignite's.
+    Where it differs from Ignite's on purpose: it never raises or waits when no server answers (the points stay
+    in the record), and ``close()`` keeps the windows on the page.
     """
 
     def __init__(self, server: str | None = None, port: int | None = None, num_workers: int = 1,
                  raise_exceptions: bool = True, **kwargs: Any) -> None:
+        out_dir = kwargs.pop("out_dir", None)
+        unknown = sorted(set(kwargs) - _visdom_keywords())
+        if unknown:
+            raise TypeError(f"VisdomLogger got an unexpected keyword argument {unknown[0]!r}; it takes "
+                            f"visdom.Visdom's keywords and out_dir")
+        for key, (default, why) in _REFUSED.items():
+            if key in kwargs and kwargs[key] != default:
+                raise ValueError(f"VisdomLogger({key}={kwargs[key]!r}) is not supported: {why}")
+        offline, log_path = bool(kwargs.get("offline")), kwargs.get("log_to_filename")
+        if offline and not log_path:
+            raise ValueError("VisdomLogger(offline=True) needs log_to_filename=PATH: the file that keeps every call")
+        user, password = kwargs.get("username"), kwargs.get("password")
+        if user and not password:
+            raise ValueError(f"VisdomLogger(username={user!r}) needs password= (or $VISDOM_PASSWORD)")
         server = server or os.environ.get("VISDOM_SERVER_URL", "localhost")
         port = port or int(os.environ.get("VISDOM_PORT", 8097))
         base = server if "://" in server else f"http://{server}"
-        self.plotter = VisdomPlotter(f"{base}:{port}", kwargs.get("env") or "main", out_dir=kwargs.get("out_dir"))
-        self.vis = _Canvas(self.plotter)
+        path = (kwargs.get("base_url") or "/").rstrip("/")
+        self.plotter = VisdomPlotter(f"{base}:{port}{path}", kwargs.get("env") or "main", out_dir=out_dir,
+                                     credentials=(user, password) if user else None, offline=offline)
+        self.log_to_filename = log_path
+        from handlers.plot.canvas import Canvas  # imports Visdom's client (slow): only when a logger is made
+
+        self.vis = Canvas(self.plotter, log_path)
         self.executor = ignite_visdom._DummyExecutor()  # runs the drawer inline: it only records a point
 
     def attach(self, engine: Engine, log_handler: Any, event_name: Any, *args: Any, **kwargs: Any) -> Any:

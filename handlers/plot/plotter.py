@@ -68,11 +68,14 @@ class VisdomPlotter:
         max_queue: int = 10_000,
         min_interval: float = 0.5,
         live: bool | None = None,
+        credentials: tuple[str, str] | None = None,
+        offline: bool = False,
     ) -> None:
         self.env, self.out_dir, self.close_timeout = env, out_dir, close_timeout
         self.store = PlotStore()
         self.sender = Sender(self.store, server_url(url), env, connect_timeout=connect_timeout,
-                             read_timeout=read_timeout, max_queue=max_queue, min_interval=min_interval)
+                             read_timeout=read_timeout, max_queue=max_queue, min_interval=min_interval,
+                             credentials=credentials, offline=offline)
         self.replay_path: str | None = None
         self.png_thread: threading.Thread | None = None  # the PNG being drawn after close(png_in_background=True)
         self.closed = False
@@ -182,7 +185,7 @@ class VisdomPlotter:
         self.closed = True
         if self in _open:
             _open.remove(self)
-        complete = self.sender.close(self.close_timeout if timeout is None else timeout)
+        complete = self.sender.offline or self.sender.close(self.close_timeout if timeout is None else timeout)
         if not complete:  # the record that loses nothing comes first
             self._write_replay()
         if self.out_dir and self.store.windows:  # nothing plotted (a DDP rank > 0): no file

@@ -1,14 +1,11 @@
 """The background sender: the only code that talks to Visdom, so training never waits on the network.
 
-Each plotter has a Sender; the process's one sending thread (``worker.py``) gives them turns. The
-training thread appends to the PlotStore and puts ``(win, trace)`` on a bounded queue without blocking.
-A turn merges queued points into one append request per trace. When the server is refused, hung, killed
-or restarted, it says so once, backs off and retries; after a failure it re-creates whole windows from
-the store (idempotent), so a restarted server gets every point. A window with a trace past
-``decimate.LIMIT`` points is re-drawn whole as the page's view at most every ``LONG_EVERY`` seconds
-instead of appended to (Visdom's append cost grows with the window). When the server goes away for good,
-``reconnect`` (given by the plot policy for this user's own server) may name another; every window is
-then sent there whole. At close, whatever the server never saved goes to a replay log.
+The training thread appends to the PlotStore and queues ``(win, trace)`` without blocking; the process's one
+sending thread (``worker.py``) gives each sender turns, and a turn merges queued points into one append per
+trace. A refused, hung, killed or restarted server is said once, backed off from, and then gets whole windows
+from the store (idempotent); a window past ``decimate.LIMIT`` points is re-drawn whole as the page's view at
+most every ``LONG_EVERY`` s. ``reconnect`` (the plot policy's) may name another server when this one goes
+away for good. At close, whatever the server never saved goes to a replay log.
 """
 from __future__ import annotations
 
@@ -46,10 +43,14 @@ class Sender:
         max_queue: int = 10_000,
         min_interval: float = 0.5,
         say: Callable[[str], None] = say,
+        credentials: tuple[str, str] | None = None,
+        offline: bool = False,
     ) -> None:
         self.address = VisdomAddress(url)
         self.store, self.env, self.say = store, env, say
-        self.wire = Wire(self.address, connect_timeout, read_timeout)
+        self.wire = Wire(self.address, connect_timeout, read_timeout, credentials)
+        self.offline = offline  # keeps the record only: nothing is ever sent
+        self.messages: list[tuple[str, dict]] = []  # Visdom calls other than points (text, image, ...), in order
         self.min_interval = min_interval  # batching window: one request per trace per interval
         self.queue: queue.Queue = queue.Queue(max_queue)
         self.delivered: dict[str, dict[str, int]] = {}  # acknowledged points per window and trace
@@ -63,9 +64,7 @@ class Sender:
         self._stopping = self._stop_asked = False
         self._backoff, self._send_at = 0.25, 0.0
         self._progress = threading.Condition()  # notified after each send attempt
-        self.failures = 0
-        self.down_since: float | None = None
-        self.saved = False
+        self.failures, self.saved, self.down_since = 0, False, None
         self.saved_counts: dict[str, dict[str, int]] = {}  # points in the env the server last saved to disk
         self.reconnect: Callable[[], str | None] | None = None  # another server when this one went away
         self._next_reconnect = 0.0
@@ -79,7 +78,7 @@ class Sender:
         store holds beyond what was delivered, so one notification covers any number of points.
         """
         key = (win, trace)
-        if key in self._queued:
+        if key in self._queued or self.offline:
             return
         self._queued.add(key)
         if not self._added:
@@ -91,6 +90,12 @@ class Sender:
             self.queue.put_nowait(key)
         except queue.Full:
             self._overflow.set()
+
+    def post_later(self, endpoint: str, msg: dict) -> None:
+        """Send one ready Visdom message (a text pane, an image, ...) on the sending thread, in order."""
+        if not self.offline:
+            self.messages.append((endpoint, msg))
+            self.notify("", "")
 
     def wake(self) -> None:
         """Have the worker send what is queued without waiting out its batching interval."""
@@ -133,7 +138,8 @@ class Sender:
         return {w: n for w, n in behind.items() if n}
 
     def undelivered(self) -> list[str]:
-        return list(self._behind(self.delivered))
+        """The windows with points the server has not acknowledged (and ``""`` for other calls not sent yet)."""
+        return list(self._behind(self.delivered)) + ([""] if self.messages else [])
 
     def unsaved(self) -> list[str]:
         """The windows holding points that no save of the server has put on its disk."""
@@ -215,7 +221,7 @@ class Sender:
         if url is None or VisdomAddress(url).url == self.address.url:
             return False
         self.address = VisdomAddress(url)
-        self.wire = Wire(self.address, *self.wire.timeout)
+        self.wire = Wire(self.address, *self.wire.timeout, self.wire.credentials)
         self.delivered, self.saved_counts = {}, {}
         self._full.update(self.store.windows)
         return True
@@ -253,17 +259,6 @@ class Sender:
             else:
                 self._dirty.add((item[0], item[1]))
 
-    def _grow(self, win: str) -> None:
-        """A window whose y range grows (``grow_y``) is re-drawn whole when a value passes its top."""
-        import numpy as np
-
-        opts, traces = self.store.arrays(win)
-        finite = [ys[~np.isnan(ys)] for _, ys in traces.values()]
-        top = max((float(ys.max()) for ys in finite if len(ys)), default=None)
-        if opts.get("grow_y") and top is not None and top > opts.get("ytickmax", top):
-            self.store.window(win, dict(opts, ytickmax=float(f"{top * 1.05:.3g}")))
-            self._full.add(win)
-
     def _long(self, dirty: set[tuple[str, str]], stopping: bool) -> set[str]:
         """The dirty windows past LIMIT points: re-drawn whole when due (always at the end), else kept dirty."""
         counts, now = self.store.counts(), time.monotonic()
@@ -274,9 +269,13 @@ class Sender:
         return long
 
     def _send(self, dirty: set[tuple[str, str]], stopping: bool = False) -> None:
+        while self.messages:
+            self.wire.post(*self.messages[0])
+            self.messages.pop(0)
+        dirty.discard(("", ""))
         for win in {w for w, _ in dirty}:
-            if self.store.windows[win].opts.get("grow_y"):
-                self._grow(win)
+            if self.store.windows[win].opts.get("grow_y") and self.store.grow_y(win):
+                self._full.add(win)
         long, drawn = self._long(dirty, stopping), set()
         for win in sorted(self._full):
             msg, counts = page_message(self.store, self.env, win)

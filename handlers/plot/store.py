@@ -86,6 +86,18 @@ class PlotStore:
                 legend = opts.get("legend") or []
                 self.windows[name] = Window(dict(opts), {t: Trace() for t in legend})
 
+    def grow_y(self, win: str) -> bool:
+        """Raise a ``grow_y`` window's top past its highest value; True when it moved (re-draw it whole)."""
+        import numpy as np
+
+        opts, traces = self.arrays(win)
+        finite = [ys[~np.isnan(ys)] for _, ys in traces.values()]
+        top = max((float(ys.max()) for ys in finite if len(ys)), default=None)
+        if top is None or top <= opts.get("ytickmax", top):
+            return False
+        self.window(win, dict(opts, ytickmax=float(f"{top * 1.05:.3g}")))
+        return True
+
     def add(self, win: str, trace: str, x: Any, y: Any) -> int:
         """Check and append a point; return its index in the trace."""
         x_value = check_value(x, win, trace, "x")

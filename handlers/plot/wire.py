@@ -140,18 +140,20 @@ def read_log(path: str) -> list[tuple[str, dict]]:
 class Wire:
     """HTTP to one Visdom server with connect/read timeouts and optional login from the environment."""
 
-    def __init__(self, address: VisdomAddress, connect_timeout: float = 2.0, read_timeout: float = 10.0) -> None:
+    def __init__(self, address: VisdomAddress, connect_timeout: float = 2.0, read_timeout: float = 10.0,
+                 credentials: tuple[str, str] | None = None) -> None:
         self.address = address
         self.timeout = (connect_timeout, read_timeout)
+        self.credentials = credentials  # (username, password); None: $VISDOM_USERNAME / $VISDOM_PASSWORD
         self._session: requests.Session | None = None
 
     def _login(self, session: requests.Session) -> None:
-        user, password = os.environ.get("VISDOM_USERNAME"), os.environ.get("VISDOM_PASSWORD")
+        user, password = self.credentials or (os.environ.get("VISDOM_USERNAME"), os.environ.get("VISDOM_PASSWORD"))
         if user and password:
             digest = hashlib.sha256(password.encode()).hexdigest()
             r = session.post(self.address.url + "/", json={"username": user, "password": digest}, timeout=self.timeout)
             if r.status_code != 200:
-                raise PermissionError(f"Visdom at {self.address} refused the login of VISDOM_USERNAME")
+                raise PermissionError(f"Visdom at {self.address} refused the login of user {user!r}")
 
     def _check_visdom(self, session: requests.Session) -> None:
         """Ask what only Visdom answers ("true"/"false" to win_exists), once per connection."""
