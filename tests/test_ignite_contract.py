@@ -208,11 +208,9 @@ def _batches(seed: int = 0):
     return [(torch.randn(8, 4, generator=g), torch.randint(0, 4, (8,), generator=g)) for _ in range(5)]
 
 
-def _evaluate(metric, batches, state=None):
+def _evaluate(metric, batches, usage="epoch_wise"):
     engine = ignite.engine.Engine(lambda e, b: b)
-    metric.attach(engine, "m")
-    if state is not None:  # a resumed run: the metric goes on from its saved sums
-        engine.add_event_handler(Events.EPOCH_STARTED, lambda e: metric.load_state_dict(state))
+    metric.attach(engine, "m", usage=usage)
     return engine.run(batches, max_epochs=1).metrics["m"]
 
 
@@ -226,6 +224,9 @@ def test_book_metrics_agree_with_ignites_and_keep_ignites_keywords():
         _evaluate(Accuracy(output_transform=as_pred, skip_unrolling=True), batches))
     assert _evaluate(BookLoss(output_transform=loss_stats), batches) == pytest.approx(
         _evaluate(Loss(ce, output_transform=as_pred), batches))
+    for usage in ("batch_wise", "epoch_wise"):  # Ignite's usages: the last batch's figure, the epoch's
+        assert _evaluate(BookAccuracy(output_transform=acc_stats), batches, usage=usage) == pytest.approx(
+            _evaluate(Accuracy(output_transform=as_pred), batches, usage=usage))
 
 
 @pytest.mark.parametrize("cls", [BookAccuracy, BookLoss])
