@@ -20,6 +20,7 @@ class RecipeSettings:
     lr_scheduler: Any = None  # a torch LRScheduler or an Ignite ParamScheduler
     scheduler_every: str = "iteration"  # "iteration" (each optimizer update) or "epoch"
     plot_lr: bool = False  # an "lr" window beside the book's
+    plot_log_y: bool = False  # the book's window on a log y axis (losses over decades)
     early_stopping: int | None = None  # patience in epochs
     early_stopping_metric: str = "test_acc"
     test_loss: bool | None = None  # the per-example test loss each epoch; None: when early stopping reads it

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 import torch
@@ -14,6 +14,7 @@ from engine.distributed import is_main_process, release_process_group
 from engine.factories import create_evaluator, create_trainer
 from engine.keywords import split_keywords, with_keywords
 from engine.loader_view import view
+from engine.manifest import RunManifest
 from engine.placement import Placement, place, run_device
 from engine.recipe import Part
 from engine.resume import ContinueEpoch, resume_run
@@ -21,7 +22,8 @@ from engine.settings import RecipeSettings
 from engine.step_options import StepOptions, channels_last_weights
 from engine.train_recipe import BookRecipe, attach_book_recipe
 from handlers.history import History
-from handlers.plot.plotter import VisdomPlotter
+from handlers.plot.base import Plotter
+from handlers.plot.notebook import show_final
 from handlers.plot.policy import announce, run_plotter
 from handlers.progress import Progress
 
@@ -47,7 +49,7 @@ def train_ch13(
     *,
     progress: Progress = None,
     verbose: bool = True,
-    plot: bool | VisdomPlotter = True,
+    plot: bool | str | Plotter = True,
     out_dir: str | None = None,
     resume: str | None = None,
     handlers: Sequence[Callable[[Engine, Engine], Any]] = (),
@@ -60,7 +62,9 @@ def train_ch13(
     ``devices=None`` means every GPU, else the CPU; several GPUs wrap the net in DataParallel, and under
     ``torchrun`` / ``idist.Parallel`` (``distributed=None`` detects it) DDP. After training the caller's
     ``net`` sits on ``devices[0]`` in eval mode. ``plot``: True for a plotter of the run's own (see
-    ``handlers.plot.policy``), a ``VisdomPlotter`` of yours (flushed, not closed), or False.
+    ``handlers.plot.policy``: ``$D2L_IGNITE_PLOT`` picks the back-end), a back-end's name ("visdom",
+    "tensorboard", "off": the record alone), a ``Plotter`` of yours (flushed, not closed), or False (nothing,
+    unless ``out_dir`` asks for the record).
     ``resume`` continues a checkpoint file or run folder. ``handlers`` (``f(trainer, evaluator)``) and
     ``parts`` (``engine.Part``, placed by stage) add your own. The other keywords are the fields of
     ``StepOptions`` (how a step runs) and ``RecipeSettings`` (what is attached); the README lists them.
@@ -83,6 +87,8 @@ def train_ch13(
                                  loss=loss if settings.wants_test_loss else None)
     main = is_main_process()
     plotter, owned = run_plotter(plot, out_dir) if main else (None, False)
+    manifest = RunManifest(plotter.out_dir, plotter.env, net, trainer, train_iter, num_epochs,
+                           _chosen(options), run.label) if plotter is not None and plotter.out_dir else None
     recipe = attach_book_recipe(
         engine, evaluator, run.test_iter, settings, num_epochs=num_epochs, device=run.device, devices_label=run.label,
         to_save={"model": net, "optimizer": trainer}, train_iter=run.train_iter, plotter=plotter, handlers=handlers,
@@ -95,21 +101,34 @@ def train_ch13(
             rng = recipe.attached.get("rng")
             run = replace(run, train_iter=view(ContinueEpoch, run.train_iter, skip,
                                                rng.restore_now if rng else lambda: None))
-    return _run(recipe, run, num_epochs, (plotter, owned), verbose and main, main)
+    return _run(recipe, run, num_epochs, (plotter, owned), verbose and main, main, manifest)
 
 
-def _run(recipe: BookRecipe, run: Placement, num_epochs: int, plots: tuple[VisdomPlotter | None, bool],
-         verbose: bool, main: bool) -> History:
+def _chosen(options: dict[str, Any]) -> dict[str, Any]:
+    """The keywords that change what is computed and differ from their defaults: a manifest's hyper-parameters."""
+    defaults = {f.name: f.default for cls in (StepOptions, RecipeSettings) for f in fields(cls)}
+    shown_elsewhere = ("checkpoint_dir", "plot_lr", "plot_log_y")
+    return {k: v for k, v in options.items() if k not in shown_elsewhere and defaults.get(k, object()) != v}
+
+
+def _run(recipe: BookRecipe, run: Placement, num_epochs: int, plots: tuple[Plotter | None, bool],
+         verbose: bool, main: bool, manifest: RunManifest | None = None) -> History:
     """Run the placed Engines; close the plots (or flush a caller's); the closing lines; let DDP's objects go."""
     plotter, owned = plots
     if plotter is not None and plotter.live:
         announce(plotter)
+    status = "failed"
     try:
         recipe.trainer.run(run.train_iter, max_epochs=num_epochs)
+        status = "interrupted" if recipe.interrupt.requested else "failed" if recipe.guard.iteration else "finished"
     finally:
+        if manifest is not None:
+            manifest.finish(status, recipe.history.last())
         recipe.interrupt.restore()
         if plotter is not None:
             plotter.close(png_in_background=True) if owned else plotter.flush()
+    if plotter is not None and "plot" in recipe.attached:  # in Jupyter, an image the saved notebook keeps
+        show_final(plotter.store, recipe.attached["plot"].windows)
     recipe.to_save["model"].eval()
     outcome = recipe.finish(verbose, main)
     if run.world_size > 1:  # free the DDP wrapper now, while the interpreter is whole (release_process_group)

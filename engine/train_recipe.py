@@ -29,7 +29,7 @@ from handlers.contract import grad_scaler
 from handlers.guards import Interrupt, NonFiniteGuard, Stopped
 from handlers.history import History
 from handlers.lr_schedule import attach_lr_scheduler, current_lr
-from handlers.plot.plotter import VisdomPlotter
+from handlers.plot.base import Plotter
 from handlers.plot.run_windows import RunWindows
 from handlers.plot.windows import attach_book_plot, attach_lr_plot
 from handlers.progress import Progress, attach_epoch_lines, attach_progress, wants_progress
@@ -100,7 +100,7 @@ def book_recipe(
     to_save: dict[str, Any] | None = None,
     devices_label: str | None = None,
     train_iter: Iterable | None = None,
-    plotter: VisdomPlotter | None = None,
+    plotter: Plotter | None = None,
     handlers: Sequence[UserHandler] = (),
     parts: Sequence[Part] = (),
     progress: Progress = False,
@@ -200,12 +200,12 @@ def attach_book_recipe(trainer: Engine, evaluator: Engine, test_iter: Iterable, 
     return book_recipe(trainer, evaluator, test_iter, *args, **options).attach()
 
 
-def _plots(plotter: VisdomPlotter, r: Recipe, num_epochs: int, settings: RecipeSettings, title: str | None,
+def _plots(plotter: Plotter, r: Recipe, num_epochs: int, settings: RecipeSettings, title: str | None,
            ema: EmaWeights | None) -> RunWindows:
     """The run's windows on ``plotter``; what checkpoints keep of the plot is these windows alone."""
     before = set(plotter.store.windows)
     attach_book_plot(plotter, r.trainer, r.evaluator, num_epochs, title=title,
-                     ema_evaluator=ema.evaluator if ema is not None else None)
+                     ema_evaluator=ema.evaluator if ema is not None else None, log_y=settings.plot_log_y)
     if settings.plot_lr and settings.lr_scheduler is not None:
         attach_lr_plot(plotter, r.trainer, lambda: current_lr(settings.lr_scheduler))
     return RunWindows(plotter, [w for w in plotter.store.windows if w not in before])

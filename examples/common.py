@@ -91,7 +91,8 @@ def run(args: argparse.Namespace, net: nn.Module, train_iter: Iterable, test_ite
         loss: Callable[..., torch.Tensor], optimizer: torch.optim.Optimizer, **options: Any) -> History:
     """``train_ch13`` in a fresh run folder with live plots, a PNG and checkpoints, as the main job does
     (under torchrun: rank 0's folder, and a restarted worker group resumes from it)."""
-    with run_for_rank(args.out, args.visdom, args.plot, getattr(args, "resume", None)) as (plotter, folder, resume):
+    with run_for_rank(args.out, args.visdom, args.plot, getattr(args, "resume", None),
+                      name=getattr(args, "name", None)) as (plotter, folder, resume):
         kwargs = train_kwargs(args, RUN + STEP) | options | ({"resume": resume} if resume else {})
         return train_ch13(net, train_iter, test_iter, loss, optimizer, args.epochs, args.devices,
                           plot=plotter or False, out_dir=folder or None, checkpoint_dir=folder, **kwargs)

@@ -46,6 +46,12 @@ class History:
         return (f"History({len(self.train_loss)} epochs: loss {self.train_loss[-1]:.3f}, train acc "
                 f"{self.train_acc[-1]:.3f}{test}, {self.examples_per_sec[-1]:.1f} examples/sec)")
 
+    def last(self) -> dict[str, float | int]:
+        """The last epoch's figures by name (``{}`` before the first epoch ends), for a run's manifest."""
+        names = ("train_loss", "train_acc", "test_acc", "test_loss", "test_acc_ema", "examples_per_sec")
+        figures: dict[str, float | int] = {n: getattr(self, n)[-1] for n in names if getattr(self, n)}
+        return {"epochs": len(self.train_loss), **figures} if self.train_loss else {}
+
     def summary(self) -> str:
         """The book's two closing lines, for the last epoch (with the EMA weights' test acc when kept)."""
         test = f", test acc {self.test_acc[-1]:.3f}" if self.test_acc else ""

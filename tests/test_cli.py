@@ -103,13 +103,17 @@ def test_fashion_mnist_data_set_with_the_books_lenet(tmp_path):
 
 def test_compare_errors_are_one_line_naming_the_fix(tmp_path):
     from engine.app.runs import compare_name
+    from handlers.plot.base import Plotter
     from handlers.visdom_server import free_port
 
-    done = cli("compare", "run-a", "--visdom", f"http://127.0.0.1:{free_port()}")
-    assert done.returncode == 2 and "start one on the saved runs with `d2l-ignite visdom`" in done.stderr
+    done = cli("compare", "run-a", "run-b", cwd=str(tmp_path), env={"VISDOM_URL": ""})
+    assert done.returncode == 2 and "no run folder 'run-a'" in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    done = cli("compare", "run-a", "run-b", cwd=str(tmp_path), env={"VISDOM_URL": ""})  # one is started on ./runs
-    assert done.returncode == 2 and "does not hold run-a, run-b; it holds: none" in done.stderr, done.stderr
+    for run in ("run-a", "run-b"):
+        with Plotter(run, out_dir=str(tmp_path / "runs" / run)) as plotter:
+            plotter.add("loss", "train loss", 1, 0.5)
+    done = cli("compare", "run-a", "runs/run-b", "--visdom", f"http://127.0.0.1:{free_port()}", cwd=str(tmp_path))
+    assert done.returncode == 2 and "start one on the saved runs with `d2l-ignite visdom`" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     name = compare_name([f"d2l-ignite-20261127-0000{i:02d}-abc{i:03d}" for i in range(40)])
     assert name.startswith("compare-40-runs-") and len(name) < 40

@@ -70,8 +70,9 @@ def test_export_writes_every_point_as_csv_and_says_what_is_missing(tmp_path):
     assert done.returncode == 0, done.stderr
     with open(tmp_path / "runs" / "r1" / "curves.csv") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["window", "trace", "x", "y"] and len(rows) == 1 + 5000 + 3
-    assert rows[-1] == ["acc", "test acc", "3.0", repr(0.5 + 2 / 10)]
+    assert rows[0] == ["window", "trace", "x", "y", "wall_time"] and len(rows) == 1 + 5000 + 3
+    assert rows[-1][:4] == ["acc", "test acc", "3.0", repr(0.5 + 2 / 10)]
+    assert abs(float(rows[-1][4]) - os.path.getmtime(tmp_path / "runs" / "r1" / "curves.npz")) < 60  # its wall time
     os.makedirs(tmp_path / "empty")
     for run, message in [("empty", "holds no curves.npz"), ("nowhere", "no run folder 'nowhere'")]:
         done = _cli("export", run, cwd=tmp_path)

@@ -38,6 +38,9 @@ print("delivered", animator.close(), animator.plotter.env, animator.window)""",
     """history = train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"),
                      torch.optim.Adam(net.parameters(), lr=1e-2), 1)  # plot=True: the live window inline""",
     "animator",  # a cell ending in the Animator
+    """book = Animator(xlabel="epoch", xlim=[1, 3], ylim=[0.3, 0.9], legend=["train loss", "train acc", "test acc"])
+for epoch in range(3):  # the book's train_ch3 loop: it never closes its Animator
+    book.add(epoch + 1, (1.0 / (epoch + 1), 0.5 + epoch / 10, 0.45 + epoch / 10))""",
 ]
 
 
@@ -77,6 +80,9 @@ def test_the_books_calls_in_a_notebook(server, monkeypatch):
                if "data" in o), book_loop.outputs
     assert "training" not in _texts(book_loop).replace("train ", "")
     assert nb.cells[4].outputs == []  # a quiet cell result, not <...Animator at 0x...>
+    for cell in (nb.cells[2], nb.cells[3], nb.cells[5]):  # the final curves stay in the saved notebook
+        images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
+        assert len(images) == 1 and len(images[0]["data"]["image/png"]) > 2000, cell.source[:60]
     live = nb.cells[3]
     link = re.search(r"Live plots: (\S+)", _texts(live)).group(1)
     frames = [o["data"]["text/html"] for o in live.outputs if "text/html" in o.get("data", {})]

@@ -3,6 +3,7 @@ while any of them draws on it, however the others end; a server that is not this
 unasked; each run's record lands in its own folder."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -273,6 +274,7 @@ def test_in_jupyter_with_its_proxy_the_server_lives_under_the_proxy_path_and_the
 
     shown = []
     monkeypatch.setattr(policy, "in_notebook", lambda: True)
+    monkeypatch.setattr(policy, "_proxy_answer", [True])  # a Jupyter server's proxy answered (see the next test)
     monkeypatch.setattr(IPython.display, "display", lambda obj, **_: shown.append(obj.src))
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
     port = free_port()
@@ -286,6 +288,31 @@ def test_in_jupyter_with_its_proxy_the_server_lives_under_the_proxy_path_and_the
         assert plotter.close()  # the plotter talks to the server under its path
     finally:
         os.kill(shared.release().pid, signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_the_proxy_is_used_only_where_a_jupyter_server_answers_through_it(tmp_path, monkeypatch):
+    """jupyter-server-proxy importable is not enough (nbconvert, VS Code: no server): the server must answer."""
+    from handlers.plot import policy
+
+    monkeypatch.setattr(policy, "in_notebook", lambda: True)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setattr(policy, "_proxy_answer", [])
+    assert policy._proxied() is False  # importable, but no Jupyter server runs
+    port = free_port()
+    jupyter = subprocess.Popen([sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
+                                f"--port={port}", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={tmp_path}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime")))
+    try:
+        deadline = time.monotonic() + 60
+        while not glob.glob(str(tmp_path / "runtime" / "jpserver-*.json")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        monkeypatch.setattr(policy, "_proxy_answer", [])
+        assert policy._proxied() is True  # its token-protected /proxy/ answers: the frame may go through it
+    finally:
+        jupyter.terminate()
+        jupyter.wait(30)
 
 
 @pytest.mark.slow

@@ -26,11 +26,11 @@ def _add_visdom(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="build a Visdom env that compares runs: a window per series, a trace per run; "
-                       "on the server at --visdom / $VISDOM_URL, else on one started here on the saved runs (./runs), "
-                       "kept until Ctrl-C")
-    p.add_argument("envs", nargs="+", metavar="ENV", help="the runs' env names (as in their links)")
-    p.add_argument("--name", default=None, help="the comparison env's name (default: compare-<suffixes>)")
+    p = sub.add_parser("compare", help="build a Visdom env that compares runs: a window per series, a trace per run "
+                       "named by what differs between them (lr, batch size, ...); on the server at --visdom / "
+                       "$VISDOM_URL, else on one started here on the saved runs (./runs), kept until Ctrl-C")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (runs/lr-0.003) or run names")
+    p.add_argument("--name", default=None, help="the comparison env's name (default: compare-<names>)")
     p.add_argument("--visdom", default=None, metavar="URL", help="server (default: $VISDOM_URL, else one started here)")
     p.set_defaults(func=_compare)
 
@@ -38,21 +38,40 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 def _compare(args: argparse.Namespace) -> int:
     import os
 
-    from engine.app.runs import compare_envs, compare_name, serve_folder
+    from engine.app.export import run_record
+    from engine.app.runs import compare_name, compare_runs, serve_folder
     from handlers.plot import server_url
     from handlers.visdom_server import LocalVisdom
 
-    name = args.name or compare_name(args.envs)
+    for run in args.runs:
+        run_record(run)  # a missing run fails before any server starts
+    name = args.name or compare_name(args.runs)
     if args.visdom is not None or os.environ.get("VISDOM_URL"):
         url = server_url(args.visdom)
-        windows = compare_envs(url, args.envs, name)
-        print(f"Comparing {len(args.envs)} runs in {len(windows)} windows: {url}/env/{name}", flush=True)
+        windows = compare_runs(url, args.runs, name)
+        print(f"Comparing {len(args.runs)} runs in {len(windows)} windows: {url}/env/{name}", flush=True)
+        _hint(f"{url}/env/{name}")
         return 0
     with LocalVisdom(env_path=serve_folder(runs_path())) as server:
-        windows = compare_envs(server.url, args.envs, name)
-        print(f"Comparing {len(args.envs)} runs in {len(windows)} windows: {server.url}/env/{name}  (Ctrl-C stops "
+        windows = compare_runs(server.url, args.runs, name)
+        print(f"Comparing {len(args.runs)} runs in {len(windows)} windows: {server.url}/env/{name}  (Ctrl-C stops "
               "the server)", flush=True)
+        _hint(f"{server.url}/env/{name}")
         return _serve_until_stopped(server)
+
+
+def _add_runs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list the saved runs with their final figures (from each run's run.json)")
+    p.add_argument("folder", nargs="?", default=runs_path(), help="the runs folder ($D2L_IGNITE_RUNS sets the default)")
+    p.set_defaults(func=_runs)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from engine.app.runs import list_runs
+
+    rows = list_runs(args.folder)
+    print("\n".join(rows) if rows else f"no runs in {args.folder} (a run writes its run.json there)", flush=True)
+    return 0
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
@@ -61,8 +80,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="a run folder (runs/<env>) or its env name")
     p.add_argument("--html", nargs="?", const="", default=None, metavar="PATH",
                    help="the page (default RUN/curves.html)")
-    p.add_argument("--csv", nargs="?", const="", default=None, metavar="PATH", help="every point as window,trace,x,y "
-                   "(default RUN/curves.csv)")
+    p.add_argument("--csv", nargs="?", const="", default=None, metavar="PATH",
+                   help="every point as window,trace,x,y,wall_time (default RUN/curves.csv)")
     p.set_defaults(func=_export)
 
 
@@ -103,10 +122,18 @@ def _visdom(args: argparse.Namespace) -> int:
     newest = newest_env(folder)
     link = f"{server.url}/env/{newest}" if newest else server.url
     print(f"Visdom is serving {folder} at {link}  (Ctrl-C stops it)", flush=True)
+    _hint(link)
     try:
         return _serve_until_stopped(server)
     finally:
         server.stop()
+
+
+def _hint(link: str) -> None:
+    from handlers.plot.policy import ssh_hint
+
+    if ssh_hint(link):
+        print(ssh_hint(link), flush=True)
 
 
 def _serve_until_stopped(server: object) -> int:
@@ -210,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_visdom(sub)
     _add_replay(sub)
     _add_compare(sub)
+    _add_runs(sub)
     _add_export(sub)
     return parser
 

@@ -34,7 +34,8 @@ def run_record(run: str) -> str:
 
 
 def export_csv(record: str, path: str) -> int:
-    """Write every point as ``window,trace,x,y`` rows; return how many."""
+    """Write every point as ``window,trace,x,y,wall_time`` rows (wall time in seconds since the epoch, nan when
+    unknown); return how many."""
     rows = 0
 
     def write(f) -> None:
@@ -43,16 +44,22 @@ def export_csv(record: str, path: str) -> int:
 
         text = io.TextIOWrapper(f, newline="", encoding="utf-8")
         out = csv.writer(text)
-        out.writerow(["window", "trace", "x", "y"])
-        for win, _, traces in read_points(record):
-            for trace, (xs, ys) in traces.items():
-                out.writerows((win, trace, repr(float(x)), repr(float(y))) for x, y in zip(xs, ys))
+        out.writerow(["window", "trace", "x", "y", "wall_time"])
+        for win, _, traces in read_points(record, times=True):
+            for trace, (xs, ys, ts) in traces.items():
+                out.writerows((_cell(win), _cell(trace), repr(float(x)), repr(float(y)), repr(float(t)))
+                              for x, y, t in zip(xs, ys, ts))
                 rows += len(xs)
         text.flush()
         text.detach()
 
     write_atomic(path, write)
     return rows
+
+
+def _cell(name: str) -> str:
+    """A name as a spreadsheet shows it, never as a formula (``=``, ``+``, ``-``, ``@`` lead one)."""
+    return "'" + name if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
 
 
 def plotly_js() -> str:

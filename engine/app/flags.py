@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.plot.policy import BACKENDS
+
 __all__ = ["Option", "RUN", "STEP", "FEATURES", "add_options", "train_kwargs",
            "positive_int", "positive_float", "device_list"]
 
@@ -58,6 +60,7 @@ class Option:
     metavar: str | None = None
     shown_default: str | None = None  # how --help names a default of None
     covers: tuple[str, ...] = ()  # train_ch13 keywords the app derives from this flag (not passed as given)
+    negative: Any = None  # with choices: the value ``--no-<flag>`` stores (``--no-plot`` is ``--plot off``)
 
     @property
     def dest(self) -> str:
@@ -74,9 +77,13 @@ RUN = [
            shown_default="all GPUs, else cpu"),
     Option("--progress", "progress bar on stderr; a line per epoch otherwise", kwarg="progress", switch="both",
            shown_default="a bar when stderr is a terminal"),
-    Option("--out", "run folder for the PNG, checkpoints, replay log and Visdom envs", shown_default="runs/<env>",
-           covers=("checkpoint_dir",)),
-    Option("--plot", "live Visdom plots", switch="both", default=True),
+    Option("--out", "run folder for the record (curves.npz, PNG, run.json), checkpoints and the Visdom env",
+           shown_default="runs/<name>", covers=("checkpoint_dir",)),
+    Option("--name", "the run's name: its Visdom env and default folder", shown_default="the --out folder's name, "
+           "else the start time", metavar="NAME"),
+    Option("--plot", "where the curves are shown besides the run's record; --no-plot is off", choices=BACKENDS,
+           shown_default="$D2L_IGNITE_PLOT, else visdom", negative="off"),
+    Option("--log-y", "the book's window on a log y axis", kwarg="plot_log_y", switch="flag"),
     Option("--visdom", "Visdom server; a local one is started when none answers there", metavar="URL",
            shown_default="$VISDOM_URL or http://127.0.0.1:8097"),
 ]
@@ -139,6 +146,9 @@ def add_options(parser: argparse.ArgumentParser | Any, options: Iterable[Option]
         else:
             kw.update(type=o.type, choices=o.choices, metavar=o.metavar)
         parser.add_argument(o.flag, **kw)
+        if o.negative is not None:
+            parser.add_argument("--no-" + o.flag.lstrip("-"), dest=o.dest, action="store_const", const=o.negative,
+                                help=argparse.SUPPRESS)
 
 
 def train_kwargs(args: argparse.Namespace, options: Iterable[Option]) -> dict[str, Any]:

@@ -7,12 +7,27 @@ import time
 from collections.abc import Iterator
 
 from engine.app.launch import agree_on_run, restart_count, say, torchrun_pointer, under_torchrun
-from handlers.plot.policy import default_plotter, plots_enabled, serving, stop_shared_server
 from handlers.checkpoint import CheckpointError, find_checkpoint
-from handlers.plot import VisdomAddress, VisdomPlotter, new_env, server_url
+from handlers.plot import VisdomAddress, new_env, server_url
+from handlers.plot.base import Plotter
+from handlers.plot.policy import make_plotter, plot_backend, serving, ssh_hint, stop_shared_server
+from handlers.visdom_server.shared import linger
 from handlers.plot.report import runs_path
 
-__all__ = ["plot_for_run", "new_run_dir", "run_for_rank"]
+__all__ = ["plot_for_run", "new_run_dir", "run_for_rank", "run_name"]
+
+
+def run_name(name: str | None, out: str | None) -> str:
+    """The run's env name: ``--name``, else the ``--out`` folder's name, else a fresh one (its start time);
+    checked to be a name Visdom can save (a file name of letters, digits, ``-``, ``_`` and ``.``)."""
+    import re
+
+    chosen = name or (os.path.basename(os.path.normpath(out)) if out else None) or new_env()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", chosen):
+        what = f"--name {chosen!r}" if name else f"the --out folder's name {chosen!r}"
+        raise ValueError(f"{what} cannot name a run: use letters, digits, '-', '_' and '.' (at most 100), e.g. "
+                         "--name lr-0.003")
+    return chosen
 
 
 def new_run_dir(out: str | None, env: str) -> str:
@@ -62,8 +77,8 @@ def _run_folder(out: str | None, env: str) -> tuple[str, str | None]:
 
 
 @contextlib.contextmanager
-def run_for_rank(out: str | None, url: str | None, plot: bool, resume: str | None,
-                 keep_serving: bool = False) -> Iterator[tuple[VisdomPlotter | None, str, str | None]]:
+def run_for_rank(out: str | None, url: str | None, plot: str | None, resume: str | None, keep_serving: bool = False,
+                 name: str | None = None) -> Iterator[tuple[Plotter | None, str, str | None]]:
     """Yield ``(plotter, run folder, checkpoint to resume from)`` in every process of a command: rank 0
     makes the folder and plots (``plot_for_run``), the others learn the folder and the checkpoint."""
     import ignite.distributed as idist
@@ -71,7 +86,7 @@ def run_for_rank(out: str | None, url: str | None, plot: bool, resume: str | Non
     if idist.get_rank() != 0:
         yield (None, *agree_on_run("", None))
         return
-    with plot_for_run(out, url, plot, keep_serving) as (plotter, folder, restarted):
+    with plot_for_run(out, url, plot, keep_serving, name) as (plotter, folder, restarted):
         if resume is not None and restarted is None:
             resume = find_checkpoint(resume)
         yield (plotter, *agree_on_run(folder, restarted or resume))
@@ -79,30 +94,34 @@ def run_for_rank(out: str | None, url: str | None, plot: bool, resume: str | Non
 
 @contextlib.contextmanager
 def plot_for_run(
-    out: str | None, url: str | None, plot: bool, keep_serving: bool = False
-) -> Iterator[tuple[VisdomPlotter | None, str, str | None]]:
+    out: str | None, url: str | None, plot: str | None, keep_serving: bool = False, name: str | None = None
+) -> Iterator[tuple[Plotter, str, str | None]]:
     """Yield ``(plotter, run folder, checkpoint of a torchrun restart)``: the same plot rule as ``train_ch13``
-    (``handlers.plot.policy``); the plotter writes the run's env into the run folder."""
-    env = new_env()
+    (``handlers.plot.policy``); whatever the back-end, the plotter writes the run's record into the folder."""
+    env = run_name(name, out)
     VisdomAddress(server_url(url))  # a malformed --visdom fails even with --no-plot, before any folder
-    plot = plot and plots_enabled()
+    backend = plot_backend(plot)
     folder, restarted = _run_folder(out, env)
-    plotter = default_plotter(folder, url, env) if plot else None
+    plotter = make_plotter(backend, folder, url, env)
     try:
         yield plotter, folder, restarted
         if under_torchrun() and out is None:  # the run ended well: no restart will look for it
             with contextlib.suppress(FileNotFoundError):
                 os.remove(torchrun_pointer())
     finally:
-        if plotter is not None:
-            plotter.close()
+        plotter.close()
         if keep_serving and serving() is not None:
             print(f"Serving the plots at {plotter.url}/env/{env} until Ctrl-C", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 while serving() is not None:
                     time.sleep(0.5)
-        stop_shared_server()
-        if plotter is not None and os.path.isdir(os.path.join(folder, "visdom")):
+        if stop_shared_server() is not None and not keep_serving:
+            link = f"{plotter.url}/env/{env}"
+            print(f"The page stays at {link} for {linger() / 60:g} minutes after the last run (--keep-serving: until "
+                  "Ctrl-C)", flush=True)
+            if ssh_hint(link):
+                print(ssh_hint(link), flush=True)
+        if os.path.isdir(os.path.join(folder, "visdom")):
             print(f"View them again any time: d2l-ignite visdom --env-path {os.path.dirname(os.path.abspath(folder))}",
                   flush=True)
         _report(folder)

@@ -70,7 +70,8 @@ def _train(local_rank: int, args: argparse.Namespace) -> int:
     train_iter, test_iter = job_loaders(args.dataset, args.batch_size, args.seed, args.data_dir)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
     schedule = make_schedule(args.schedule, optimizer, args.epochs * updates_per_epoch(train_iter, args.accumulate))
-    with run_for_rank(args.out, args.visdom, args.plot, args.resume, args.keep_serving) as (plotter, out_dir, resume):
+    with run_for_rank(args.out, args.visdom, args.plot, args.resume, args.keep_serving, args.name) as (
+            plotter, out_dir, resume):
         options = train_kwargs(args, RUN + STEP + FEATURES) | {"resume": resume}
         train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"), optimizer, args.epochs,
                    args.devices, plot=plotter or False, out_dir=out_dir or None, checkpoint_dir=out_dir,

@@ -7,7 +7,7 @@ from handlers.plot.report import say
 from handlers.plot.store import PlotStore
 from handlers.plot.wire import write_atomic
 
-__all__ = ["save_png", "save_png_in_background", "try_save_png"]
+__all__ = ["save_png", "save_png_in_background", "try_save_png", "render"]
 
 _DRAWING = threading.Lock()  # matplotlib's Agg canvas is used by one thread at a time
 
@@ -42,8 +42,14 @@ def save_png(store: PlotStore, path: str) -> str:
     -> ``weights_norm``), a panel per group with a line per window, so the file's size and drawing time
     stay bounded however many windows a run makes.
     """
+    data = render(store)
+    return write_atomic(path, lambda f: f.write(data))
+
+
+def render(store: PlotStore, windows: list[str] | None = None) -> bytes:
+    """The PNG's bytes, of ``windows`` (default: every window)."""
     with _DRAWING:
-        return _draw(store, path)
+        return _draw(store, list(store.windows) if windows is None else windows)
 
 
 MAX_PANELS = 24
@@ -51,9 +57,8 @@ _COLUMNS = 4
 _LEGEND = 8  # legend entries per panel; the rest are counted
 
 
-def _panels(store: PlotStore) -> list[tuple[str, dict, dict[str, tuple]]]:
+def _panels(store: PlotStore, names: list[str]) -> list[tuple[str, dict, dict[str, tuple]]]:
     """``(title, opts, {label: (xs, ys)})`` per panel."""
-    names = list(store.windows)
     if len(names) <= MAX_PANELS:
         return [(store.windows[n].opts.get("title", n), *store.arrays(n)) for n in names]
     groups: dict[str, list[str]] = {}
@@ -91,17 +96,21 @@ def _panel(ax, title: str, opts: dict, lines: dict[str, tuple]) -> None:
         ax.legend(loc="best", fontsize=7, title=f"+{len(lines) - _LEGEND} more" if len(lines) > _LEGEND else None)
 
 
-def _draw(store: PlotStore, path: str) -> str:
+def _draw(store: PlotStore, names: list[str]) -> bytes:
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    panels = _panels(store)
+    panels = _panels(store, names)
     columns = max(1, min(len(panels), _COLUMNS))
     rows = max(1, -(-len(panels) // columns))
     fig = Figure(figsize=(4.5 * columns, 3.2 * rows), dpi=110)
     for k, (title, opts, lines) in enumerate(panels, 1):
         _panel(fig.add_subplot(rows, columns, k), title, opts, lines)
     fig.tight_layout()
-    return write_atomic(path, lambda f: fig.savefig(f, format="png"))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

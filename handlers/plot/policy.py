@@ -6,7 +6,8 @@ go to this user's shared local server (``handlers.visdom_server.shared``): start
 when 8097 is busy), kept while any of this user's processes draws on it, and replaced, with every point
 re-sent, if it goes away mid-run. A ``$VISDOM_URL`` on this machine where nothing answers is where that
 server starts. Another process's server on 8097 is never used unasked. Without any server the points go
-to the run's replay log. ``D2L_IGNITE_PLOT=0`` turns plotting off.
+to the run's replay log. ``D2L_IGNITE_PLOT`` (or ``--plot``) picks the back-end: ``visdom`` (the default),
+``tensorboard``, or ``off`` (``0``): the run's record in its folder alone, which every back-end also writes.
 """
 from __future__ import annotations
 
@@ -16,23 +17,38 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from handlers.plot.plotter import VisdomPlotter, close_all, new_env, server_url
+from handlers.plot.base import Plotter, close_all
+from handlers.plot.plotter import VisdomPlotter, new_env, server_url
 from handlers.plot.report import runs_path, say
 from handlers.plot.wire import VisdomAddress
 from handlers.plot.wire import Wire
 from handlers.progress import in_notebook
 from handlers.visdom_server import shared
 
-__all__ = ["PLOT_SWITCH", "plots_enabled", "live_url", "shared_server", "serving", "stop_shared_server",
-           "default_plotter", "run_plotter", "announce"]
+__all__ = ["PLOT_SWITCH", "BACKENDS", "plot_backend", "plots_enabled", "live_url", "shared_server", "serving",
+           "stop_shared_server", "default_plotter", "make_plotter", "run_plotter", "announce"]
 
 PLOT_SWITCH = "D2L_IGNITE_PLOT"
+BACKENDS = ("visdom", "tensorboard", "off")
+_WORDS = {"": "visdom", "1": "visdom", "true": "visdom", "yes": "visdom", "on": "visdom",
+          "0": "off", "false": "off", "no": "off", "none": "off"}
 _LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
+def plot_backend(choice: str | None = None) -> str:
+    """The back-end's name: ``choice`` (``--plot``, ``train_ch13(plot="...")``), else ``$D2L_IGNITE_PLOT``, else
+    visdom; 1/0 (true/false, yes/no, on/off) stay the switch they were."""
+    raw = (os.environ.get(PLOT_SWITCH, "visdom") if choice is None else choice).strip().lower()
+    word = _WORDS.get(raw, raw)
+    if word not in BACKENDS:
+        where = f"{PLOT_SWITCH}={raw!r}" if choice is None else f"plot={choice!r}"
+        raise ValueError(f"{where} names no plot back-end; use one of {', '.join(BACKENDS)} (0 is off)")
+    return word
+
+
 def plots_enabled() -> bool:
-    """False when ``$D2L_IGNITE_PLOT`` is 0/false/no/off (CI, tests, batch jobs)."""
-    return os.environ.get(PLOT_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+    """False when ``$D2L_IGNITE_PLOT`` is off (0/false/no: CI, tests, batch jobs): the record alone."""
+    return plot_backend() != "off"
 
 
 def _named(url: str | None) -> bool:
@@ -130,24 +146,42 @@ def _moved(plotter: VisdomPlotter, port: int | None, drawn_by: list) -> str | No
     return server.url
 
 
-def run_plotter(plot: bool | VisdomPlotter | None, out_dir: str | None = None) -> tuple[VisdomPlotter | None, bool]:
-    """``(plotter, owned)`` for a run's ``plot`` argument: True gives a plotter of the run's own (owned: the run
-    closes it), unless ``$D2L_IGNITE_PLOT=0``; a ``VisdomPlotter`` is the caller's (the run only flushes it);
-    False/None gives none."""
-    if plot is True:
-        return (default_plotter(out_dir), True) if plots_enabled() else (None, False)
+def make_plotter(backend: str, out_dir: str | None = None, url: str | None = None, env: str | None = None) -> Plotter:
+    """A plotter of ``backend`` (see ``plot_backend``) in a fresh env, its record in ``out_dir`` (``runs/<env>``)."""
+    env = env or new_env()
+    folder = out_dir or runs_path(env)
+    if backend == "visdom":
+        return default_plotter(folder, url, env)
+    if backend == "tensorboard":
+        from handlers.plot.tensorboard import TensorboardPlotter
+
+        return TensorboardPlotter(env, out_dir=folder)
+    return Plotter(env, out_dir=folder)
+
+
+def run_plotter(plot: bool | str | Plotter | None, out_dir: str | None = None) -> tuple[Plotter | None, bool]:
+    """``(plotter, owned)`` for a run's ``plot`` argument: True (the back-end ``$D2L_IGNITE_PLOT`` names) or a
+    back-end's name gives a plotter of the run's own (owned: the run closes it); a ``Plotter`` is the caller's
+    (the run only flushes it); False/None gives the record alone when ``out_dir`` is given, else nothing."""
+    if plot is True or isinstance(plot, str):
+        return make_plotter(plot_backend(None if plot is True else plot), out_dir), True
     if plot is None or plot is False:
-        return None, False
-    if not isinstance(plot, VisdomPlotter):
-        raise TypeError(f"plot must be True, False or a handlers.VisdomPlotter, got {type(plot).__name__}")
+        return (Plotter(new_env(), out_dir=out_dir), True) if out_dir else (None, False)
+    if not isinstance(plot, Plotter):
+        raise TypeError(f"plot must be True, False, one of {', '.join(BACKENDS)} or a handlers.Plotter, got "
+                        f"{type(plot).__name__}")
     if plot.closed:
-        raise ValueError(f"plot is a closed VisdomPlotter (env {plot.env!r}): it takes no more points; make a new "
+        raise ValueError(f"plot is a closed plotter (env {plot.env!r}): it takes no more points; make a new "
                          "one, or pass plot=True")
     return plot, False
 
 
-def announce(plotter: VisdomPlotter, url: str | None = None) -> None:
-    """Print the page's link before the first step; in Jupyter also show the live window under the cell."""
+def announce(plotter: Plotter, url: str | None = None) -> None:
+    """Print the page's link before the first step; in Jupyter also show the live window under the cell. A
+    back-end without a page (TensorBoard) says where its files are and how to view them."""
+    if not isinstance(plotter, VisdomPlotter):
+        print(f"Plots: {plotter.url}", flush=True)
+        return
     link = f"{url or plotter.url}/env/{plotter.env}"
     whose = "  (your own server, as $VISDOM_URL or --visdom says)" if getattr(plotter, "yours", False) else ""
     print(f"Live plots: {link}{whose}", flush=True)
@@ -159,10 +193,35 @@ def announce(plotter: VisdomPlotter, url: str | None = None) -> None:
 
 
 def _proxied() -> bool:
-    """In a Jupyter kernel whose server has jupyter-server-proxy (JupyterLab or JupyterHub on a remote box)."""
-    import importlib.util
+    """In a Jupyter kernel, with a Jupyter server of this user's on this machine whose jupyter-server-proxy
+    answers (JupyterLab or JupyterHub on a remote box). Asked of the server, not of an import: nbconvert,
+    VS Code and other kernels without such a server get a frame on the page's own address instead."""
+    if not in_notebook():
+        return False
+    if not _proxy_answer:
+        _proxy_answer.append(_proxy_answers())
+    return _proxy_answer[0]
 
-    return in_notebook() and importlib.util.find_spec("jupyter_server_proxy") is not None
+
+_proxy_answer: list[bool] = []  # asked once per process
+
+
+def _proxy_answers() -> bool:
+    try:
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:
+        return False
+    import requests
+
+    for info in list_running_servers():
+        try:  # the proxy's handler answers for any port (502 when nothing listens); without it: 404
+            r = requests.get(info["url"].rstrip("/") + "/proxy/absolute/1/", params={"token": info.get("token", "")},
+                             timeout=2, allow_redirects=False)
+        except (requests.RequestException, KeyError):
+            continue
+        if r.status_code != 404:
+            return True
+    return False
 
 
 def jupyter_proxy_path(port: int) -> str:
@@ -190,13 +249,15 @@ def show_frame(link: str) -> None:
 
 
 def ssh_hint(link: str) -> str | None:
-    """On a machine reached over SSH, the tunnel that makes a loopback link open in the user's own browser."""
+    """On a machine reached over SSH, the tunnel that makes a loopback link open in the user's own browser:
+    to the address and port this SSH session came in on (``$SSH_CONNECTION``: client ip, port, server ip, port)."""
     address = VisdomAddress(link)
-    client = os.environ.get("SSH_CONNECTION", "").split()
-    if address.host not in _LOCAL or len(client) < 4:
+    fields = os.environ.get("SSH_CONNECTION", "").split()
+    if address.host not in _LOCAL or len(fields) < 4:
         return None
     import getpass
-    import socket
 
-    return (f"  (this machine is reached over SSH: on yours, run `ssh -N -L {address.port}:127.0.0.1:{address.port} "
-            f"{getpass.getuser()}@{socket.getfqdn() or client[2]}` and open the link there)")
+    host, port = fields[2], fields[3]
+    flag = f" -p {port}" if port != "22" else ""
+    return (f"  (this machine is reached over SSH: on yours, run `ssh -N -L {address.port}:127.0.0.1:{address.port}"
+            f"{flag} {getpass.getuser()}@{host}` and open the link there)")

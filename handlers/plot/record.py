@@ -46,21 +46,28 @@ def write_env(store: PlotStore, env: str, folder: str) -> str:
 
 
 def write_points(store: PlotStore, folder: str) -> str:
-    """Write ``folder/curves.npz``: every point, and each window's options and trace names."""
+    """Write ``folder/curves.npz``: every point (x, y and its wall time), each window's options and trace names."""
     arrays: dict[str, np.ndarray] = {}
     meta = []
     for i, win in enumerate(list(store.windows)):
-        opts, traces = store.arrays(win)
+        (opts, traces), times = store.arrays(win), store.times(win)
         meta.append({"window": win, "opts": opts, "traces": list(traces)})
-        for j, (xs, ys) in enumerate(traces.values()):
-            arrays[f"x{i}_{j}"], arrays[f"y{i}_{j}"] = xs, ys
+        for j, (name, (xs, ys)) in enumerate(traces.items()):
+            arrays[f"x{i}_{j}"], arrays[f"y{i}_{j}"], arrays[f"t{i}_{j}"] = xs, ys, times[name][: len(xs)]
     arrays["meta"] = np.array(json.dumps(meta))
     return write_atomic(os.path.join(folder, "curves.npz"), lambda f: np.savez(f, **arrays))
 
 
-def read_points(path: str) -> list[tuple[str, dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]]:
-    """``[(window, opts, {trace: (xs, ys)})]`` from a ``curves.npz``."""
+def read_points(path: str, times: bool = False) -> list[tuple[str, dict[str, Any], dict[str, tuple]]]:
+    """``[(window, opts, {trace: (xs, ys)})]`` from a ``curves.npz``; with ``times``, ``(xs, ys, wall times)``
+    (nan where a record has none)."""
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
-        return [(m["window"], m["opts"], {t: (data[f"x{i}_{j}"], data[f"y{i}_{j}"]) for j, t in enumerate(m["traces"])})
+
+        def arrays(i: int, j: int) -> tuple:
+            xs = data[f"x{i}_{j}"]
+            ts = data[f"t{i}_{j}"] if f"t{i}_{j}" in data else np.full(len(xs), np.nan)
+            return (xs, data[f"y{i}_{j}"], ts) if times else (xs, data[f"y{i}_{j}"])
+
+        return [(m["window"], m["opts"], {t: arrays(i, j) for j, t in enumerate(m["traces"])})
                 for i, m in enumerate(meta)]

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from handlers.plot.plotter import VisdomPlotter
+from handlers.plot.base import Plotter
 
 __all__ = ["RunWindows"]
 
@@ -21,7 +21,7 @@ def _role(name: str) -> str:
 
 
 class RunWindows:
-    def __init__(self, plotter: VisdomPlotter, windows: Iterable[str]) -> None:
+    def __init__(self, plotter: Plotter, windows: Iterable[str]) -> None:
         self.plotter, self.windows = plotter, list(windows)
 
     def state_dict(self) -> dict[str, Any]:
@@ -35,5 +35,4 @@ class RunWindows:
         for name, saved in state.get("windows", {}).items():
             window = mine.get(_role(name))
             if window is not None:
-                self.plotter.store.set_points(window, saved["traces"])
-                self.plotter.sender.notify(window)  # re-created whole on the server
+                self.plotter.set_points(window, saved["traces"])

@@ -277,7 +277,7 @@ class Sender:
             if self.store.windows[win].opts.get("grow_y") and self.store.grow_y(win):
                 self._full.add(win)
         long, drawn = self._long(dirty, stopping), set()
-        for win in sorted(self._full):
+        for win in [w for w in list(self.store.windows) if w in self._full]:  # the record's order, as served
             msg, counts = page_message(self.store, self.env, win)
             if msg is None:
                 continue  # Visdom rejects a window without data: create it with its first point

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ignite.engine import Engine, Events
 
 from handlers.cadence import book_points, epoch_fraction
-from handlers.plot.plotter import VisdomPlotter
+from handlers.plot.base import FEW_POINTS, Plotter
 
 __all__ = ["attach_book_plot", "attach_lr_plot", "BOOK_LEGEND", "EMA_TRACE"]
 
@@ -20,20 +20,22 @@ EMA_TRACE = "test acc (ema)"
 
 
 def attach_book_plot(
-    plotter: VisdomPlotter, trainer: Engine, evaluator: Engine, num_epochs: int, window: str = "train_ch13",
-    title: str | None = None, ema_evaluator: Engine | None = None,
-) -> VisdomPlotter:
+    plotter: Plotter, trainer: Engine, evaluator: Engine, num_epochs: int, window: str = "train_ch13",
+    title: str | None = None, ema_evaluator: Engine | None = None, log_y: bool = False,
+) -> Plotter:
     """Attach after the metrics and the evaluation handler, so each point reads fresh values.
 
     A plotter that already has the window (a second run on it) gets a new one, as the book draws a
     new figure per call. The frame holds every point: x from 0 to ``num_epochs``, y from 0 to 1 or
-    up to the largest value (a loss above 1). ``ema_evaluator``: its acc is a fourth trace.
+    up to the largest value (a loss above 1). ``ema_evaluator``: its acc is a fourth trace. Traces are lines
+    (Visdom smooths only those), with markers too while the run has a handful of points.
     """
     window = plotter.new_window_name(window)
     legend = BOOK_LEGEND + ((EMA_TRACE,) if ema_evaluator is not None else ())
+    few = num_epochs * 6 <= FEW_POINTS  # the book's 5 points an epoch and the test pass
     plotter.window(window, legend, title=f"train_ch13: {title}" if title else f"{plotter.env}: train_ch13",
-                   xlabel="epoch", xlim=(0, num_epochs), ylim=(0, 1),
-                   extra={"markers": True, "markersize": 5, "width": 640, "height": 420, "grow_y": True})
+                   xlabel="epoch", xlim=(0, num_epochs), ylim=(0, 1), log_y=log_y,
+                   extra={"markers": few, "markersize": 5, "width": 640, "height": 420, "grow_y": not log_y})
     plotter.attach(trainer, book_points(trainer),
                    {"train loss": lambda e: e.state.metrics["loss"], "train acc": lambda e: e.state.metrics["acc"]},
                    x=epoch_fraction, window=window)
@@ -44,7 +46,8 @@ def attach_book_plot(
     return plotter
 
 
-def attach_lr_plot(plotter: VisdomPlotter, trainer: Engine, lr: Callable[[], float]) -> VisdomPlotter:
+def attach_lr_plot(plotter: Plotter, trainer: Engine, lr: Callable[[], float]) -> Plotter:
     """The rate each update used, per iteration (``lr()`` reads it, e.g. ``current_lr(scheduler)``)."""
+    plotter.window("lr", ["lr"], title=f"{plotter.env}: learning rate", xlabel="epoch", ylabel="lr")
     plotter.attach(trainer, Events.ITERATION_COMPLETED, {"lr": lambda _: lr()}, x=epoch_fraction, window="lr")
     return plotter

@@ -65,6 +65,9 @@ def window_message(env: str, win: str, opts: dict[str, Any], traces: dict[str, l
     vis = _builder(env)
     datas, msg = [], None
     visdom_opts = {k: v for k, v in opts.items() if k not in ("legend", "grow_y")}
+    if visdom_opts.get("title"):  # left-aligned: Plotly's toolbar sits at the top right, over a centred title
+        visdom_opts.setdefault("layoutopts", {"plotly": {"title": {"text": visdom_opts["title"], "x": 0.02,
+                                                                   "xanchor": "left"}}})
     for name, points in traces.items():
         if not points:
             continue

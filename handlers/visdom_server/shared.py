@@ -4,7 +4,9 @@ needs it, and kept up while any process of this user still draws on it.
 The state folder (``$D2L_IGNITE_STATE``, default ``~/.cache/d2l-ignite``, mode 0700) holds
 ``visdom-<port>.json`` (the server's port, pid, URL and env folder), ``visdom-<port>.clients/<pid>`` (a
 lease per process drawing on it) and ``visdom.lock``. The server ends ``$D2L_IGNITE_VISDOM_LINGER``
-seconds (default 30) after its last lease goes, however its clients ended (``kill -9`` included). A
+seconds (default 300) after its last lease goes, however its clients ended (``kill -9`` included): long
+enough to open the printed link after a run and read the curves, and for the next run to find the same page
+(one idle Python process of ~100 MB the while). A
 server no record names is not this user's: the plot policy uses it only when ``$VISDOM_URL`` points at it.
 """
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import asdict, dataclass
 from handlers.visdom_server import leases
 from handlers.visdom_server.process import LocalVisdom, free_port, port_in_use
 
-__all__ = ["SharedServer", "state_dir", "find", "acquire", "release", "held", "STATE_SETTING", "LINGER_SETTING"]
+__all__ = ["SharedServer", "state_dir", "find", "acquire", "release", "held", "linger", "STATE_SETTING",
+           "LINGER_SETTING"]
 
 STATE_SETTING = "D2L_IGNITE_STATE"
 LINGER_SETTING = "D2L_IGNITE_VISDOM_LINGER"
@@ -40,6 +43,11 @@ class SharedServer:
 
     def alive(self) -> bool:
         return leases.alive(self.pid)
+
+
+def linger() -> float:
+    """Seconds the shared server stays after its last run (``$D2L_IGNITE_VISDOM_LINGER``, default 300)."""
+    return float(os.environ.get(LINGER_SETTING) or 300)
 
 
 def state_dir() -> str:
@@ -71,8 +79,7 @@ def _start(port: int | None, base_for: Callable[[int], str] | None) -> SharedSer
     if port is None:
         port = DEFAULT_PORT if not port_in_use("127.0.0.1", DEFAULT_PORT) else free_port()
     folder = state_dir()
-    linger = float(os.environ.get(LINGER_SETTING) or 30)
-    local = LocalVisdom(port, env_path=os.path.join(folder, "visdom-envs"), shared=folder, linger=linger,
+    local = LocalVisdom(port, env_path=os.path.join(folder, "visdom-envs"), shared=folder, linger=linger(),
                         base_url=base_for(port) if base_for else "").start()
     _started.append(local)
     server = SharedServer(int(local.port or 0), local.process.pid, local.url, local.env_path)  # type: ignore[union-attr]
