@@ -1,10 +1,8 @@
 """The engine's own costs, measured apart from the model: per iteration and per call.
 
-- Per-iteration overhead: the same trivial step (a 4->3 linear layer on 2 examples, the project's
-  own step body) run by ``create_trainer`` + the book's recipe and by a hand loop, in alternating
-  epochs of one process: each epoch of the Engine is followed by a hand epoch over the same batches,
-  so the two sides of a pair see the same machine. (ours - hand) / iterations, median over the pairs,
-  in microseconds; a bare Ignite ``Engine`` around the same step is measured the same way, as the floor.
+- Per-iteration cost: the same trivial step run by every loop a user could write (``bench/per_iteration.py``:
+  hand loops, a bare Engine, ours with and without its progress display, Ignite's factory with its metrics
+  with and without its bar), interleaved; microseconds and aten ops per iteration.
 - A call's fixed cost: ``train_ch13`` from the call to its first step plus from its last step to its
   return (the tiny test pass included), with plots off and with plots to a live local server; the
   one-time start of that server is shown apart.
@@ -21,16 +19,13 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 
 import torch
-from ignite.engine import Engine, Events
+from ignite.engine import Events
 from torch import nn
 
-from engine import book_recipe, create_evaluator, create_trainer, train_ch13
-from engine.step_options import StepOptions
-from engine.step import train_batch
-from engine.updater import Updater
+from bench import per_iteration
+from engine import train_ch13
 from handlers import LocalVisdom, VisdomPlotter
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
@@ -40,55 +35,6 @@ DEV = torch.device("cpu")  # set by --device
 def batches(n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
     return [(torch.randn(2, 4, generator=g), torch.randint(0, 3, (2,), generator=g)) for _ in range(n)]
-
-
-def hand_epoch(net: nn.Module, updater: Updater, data: list) -> float:
-    """One epoch of the step body in a plain loop, the batch moved to the device as the book does."""
-    options = StepOptions()
-    t0 = time.perf_counter()
-    for X, y in data:
-        train_batch(net, net, X.to(DEV, non_blocking=True), y.to(DEV, non_blocking=True), LOSS, updater, options, DEV)
-    return time.perf_counter() - t0
-
-
-def ours_engine(net: nn.Module, optimizer: torch.optim.Optimizer, data: list, epochs: int) -> tuple[Engine, Callable]:
-    trainer = create_trainer(net, LOSS, optimizer)
-    return trainer, lambda: book_recipe(trainer, create_evaluator(net), data[:1], num_epochs=epochs).attach()
-
-
-def bare_engine(net: nn.Module, optimizer: torch.optim.Optimizer, data: list, epochs: int) -> tuple[Engine, Callable]:
-    updater, options = Updater(optimizer, net.parameters()), StepOptions()
-
-    def step(_: Engine, batch: tuple[torch.Tensor, torch.Tensor]) -> object:
-        return train_batch(net, net, batch[0].to(DEV, non_blocking=True), batch[1].to(DEV, non_blocking=True), LOSS,
-                           updater, options, DEV)[0]
-    return Engine(step), lambda: None
-
-
-def per_iteration(make: Callable, iterations: int, epochs: int) -> float:
-    """Median over epochs of (Engine epoch - the hand epoch right after it) / iterations, in us.
-
-    The Engine's epoch is timed from its first EPOCH_STARTED handler to its first EPOCH_COMPLETED
-    handler, both added before the recipe: the epoch-end test pass is not in it; the hand epoch
-    runs in the last EPOCH_COMPLETED handler.
-    """
-    data = batches(iterations)
-    net, hand_net = nn.Linear(4, 3).to(DEV), nn.Linear(4, 3).to(DEV)
-    hand_updater = Updater(torch.optim.SGD(hand_net.parameters(), 0.01), hand_net.parameters())
-    trainer, attach = make(net, torch.optim.SGD(net.parameters(), 0.01), data, epochs)
-    marks: dict[str, float] = {}
-    gaps: list[float] = []
-    trainer.add_event_handler(Events.EPOCH_STARTED, lambda _: marks.update(start=time.perf_counter()))
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: marks.update(end=time.perf_counter()))
-    attach()
-
-    def pair(_: Engine) -> None:
-        hand = hand_epoch(hand_net, hand_updater, data)
-        gaps.append((marks["end"] - marks["start"] - hand) / iterations * 1e6)
-
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, pair)
-    trainer.run(data, max_epochs=epochs)
-    return statistics.median(gaps[1:])  # the first pair is warm-up
 
 
 def fixed_cost(plot: VisdomPlotter | bool, repeats: int) -> float:
@@ -172,10 +118,16 @@ def main(argv: list[str] | None = None) -> None:
     global DEV
     DEV = torch.device(args.device)
     print(f"device {DEV}" + (f" ({torch.cuda.get_device_name()})" if DEV.type == "cuda" else ""))
-    iterations, epochs, repeats = (200, 6, 3) if args.quick else (250, 41, 7)
-    ours, bare = per_iteration(ours_engine, iterations, epochs), per_iteration(bare_engine, iterations, epochs)
-    print(f"per-iteration overhead over the hand loop, trivial step: {ours:.1f} us (target <= 25 us); a bare Ignite "
-          f"Engine around the same step: {bare:.1f} us (median of {epochs - 1} epoch pairs x {iterations} iterations)")
+    iterations, rounds, repeats = (200, 5, 3) if args.quick else (250, 41, 7)
+    costs = per_iteration.measure(iterations, rounds, DEV)
+    print("\n".join(per_iteration.report(costs)))
+    floor = costs["bare Engine"][0]
+    print(f"per-iteration cost over a bare Ignite Engine, trivial step: ours {costs['ours'][0] - floor:+.1f} us "
+          f"(target <= 5 us), ours with its progress display {costs['ours+bar'][0] - floor:+.1f} us (target <= 15 "
+          f"us); Ignite's factory with Accuracy and Loss {costs['ignite'][0] - floor:+.1f} us, with its ProgressBar "
+          f"{costs['ignite+bar'][0] - floor:+.1f} us (median of {rounds} interleaved epochs x {iterations} iterations)")
+    print(f"aten ops per iteration: ours {costs['ours'][1]:.1f}, the hand loop with the book's figures "
+          f"{costs['hand+book'][1]:.1f} (target: ours <= it), the bare hand loop {costs['hand'][1]:.1f}")
     print(f"fixed cost of a call, plots off: {fixed_cost(False, repeats):.1f} ms (target <= 30 ms)")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, LocalVisdom(env_path=tmp) as server:

@@ -36,13 +36,25 @@ def _moved(x: Any, device: torch.device, record: list[torch.Tensor]) -> Any:
 class DevicePrefetcher(LoaderView):
     """The loader, each batch already on ``device``. ``copy_waited`` is a CUDA event recorded on the
     compute stream just before it waits for the batch's copy: a step timer that starts there counts a
-    copy the prefetch could not hide, as the book's timer counts the copy (``handlers.StepTimer``)."""
+    copy the prefetch could not hide, as the book's timer counts the copy (``handlers.StepTimer``), and
+    hands the event back to ``free_events`` once it has read it (at its epoch's end): the events are pooled,
+    so their number stays flat however many epochs run. The copy's end is a pooled event too, waited on by
+    the compute stream (``wait_event``: no event made per batch, as ``wait_stream`` makes)."""
 
     def __init__(self, loader: Iterable, device: torch.device) -> None:
         super().__init__(loader)
         self.device = torch.device(device)
         self.sampler = getattr(loader, "sampler", None)  # seen by handlers that set a sampler's epoch
         self.copy_waited: torch.cuda.Event | None = None
+        self.free_events: list[torch.cuda.Event] = []  # timing events handed back by the step timer
+        self._copy_done: list[torch.cuda.Event] = []  # one per batch in flight (two at most), reused
+        self.events_made = 0  # CUDA events created so far (flat after the first epoch: tests count it)
+
+    def _timing_event(self) -> torch.cuda.Event:
+        if self.free_events:
+            return self.free_events.pop()
+        self.events_made += 1
+        return torch.cuda.Event(enable_timing=True)
 
     def __iter__(self) -> Iterator[Any]:
         if self.device.type != "cuda":
@@ -54,22 +66,30 @@ class DevicePrefetcher(LoaderView):
         ahead = self._copy(next(batches, _END), side)
         while ahead is not None:
             following = next(batches, _END)  # the loader's host work before the compute stream waits
-            waited = torch.cuda.Event(enable_timing=True)
+            waited = self._timing_event()
             waited.record(main)
-            main.wait_stream(side)
-            batch, copies = ahead
+            batch, copies, done = ahead
+            main.wait_event(done)
             for t in copies:
                 t.record_stream(main)  # the allocator must not reuse this memory before the step is done
             self.copy_waited = waited
+            self._copy_done.append(done)  # free again: the compute stream's wait on it is queued
             ahead = self._copy(following, side)
             yield batch
 
-    def _copy(self, batch: Any, side: torch.cuda.Stream) -> tuple[Any, list[torch.Tensor]] | None:
+    def _copy(self, batch: Any, side: torch.cuda.Stream) -> tuple[Any, list[torch.Tensor], torch.cuda.Event] | None:
         if batch is _END:
             return None
         copies: list[torch.Tensor] = []
         with torch.cuda.stream(side):
-            return _moved(batch, self.device, copies), copies
+            moved = _moved(batch, self.device, copies)
+        if self._copy_done:
+            done = self._copy_done.pop()
+        else:
+            self.events_made += 1
+            done = torch.cuda.Event()
+        done.record(side)
+        return moved, copies, done
 
 
 def prefetch(loader: Iterable, device: torch.device) -> DevicePrefetcher:

@@ -7,7 +7,7 @@ from ignite.engine import Engine, EventEnum, Events
 from ignite.metrics.metric import MetricUsage
 
 __all__ = ["book_cadence", "BOOK_POINTS", "BookCadence", "BookEvents", "book_points", "take_book_points",
-           "epoch_fraction"]
+           "epoch_fraction", "next_book_point"]
 
 def _position(engine: Engine) -> tuple[int, int | None]:
     n = engine.state.epoch_length
@@ -26,6 +26,17 @@ def book_cadence(engine: Engine, _event: int | None = None) -> bool:
     if n is None:
         return True
     return i % max(n // 5, 1) == 0 or i == n
+
+
+def next_book_point(engine: Engine) -> int:
+    """The iteration of the first book point after ``engine.state.iteration`` (the same points as
+    ``book_cadence``), so a handler compares one number per iteration instead of asking the cadence."""
+    it = engine.state.iteration
+    i, n = _position(engine)
+    if n is None:
+        return it + 1
+    k = max(n // 5, 1)
+    return it + k if i == n else it + min((i // k + 1) * k, n) - i
 
 
 def epoch_fraction(engine: Engine) -> float:

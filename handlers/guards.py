@@ -9,6 +9,7 @@ second one stops at once).
 """
 from __future__ import annotations
 
+import math
 import signal
 import threading
 from collections.abc import Callable
@@ -41,11 +42,17 @@ class NonFiniteGuard:
         self._window.append((first_iteration, torch.as_tensor(losses)))
 
     def check(self, engine: Engine) -> None:
-        """Look at the losses kept since the last look (one sync); stop the run at a bad one."""
+        """Look at the losses kept since the last look; stop the run at a bad one. The running loss read at
+        this point sums them (nan and inf stay in a sum): only when it is not finite are the steps read, to
+        name the first bad one, so a healthy run's guard costs no read of its own."""
         if self.iteration is not None:
             return
         window, self._window = self._window, []
-        finite = torch.isfinite(torch.cat([loss.reshape(-1) for _, loss in window])).tolist() if window else []
+        running = engine.state.metrics.get("loss")
+        if isinstance(running, float) and math.isfinite(running):
+            finite: list[bool] = []
+        else:
+            finite = torch.isfinite(torch.cat([loss.reshape(-1) for _, loss in window])).tolist() if window else []
         bad = not all(finite)
         if idist.get_world_size() > 1:  # every process stops at the same point, or the others hang in DDP
             bad = bool(idist.all_reduce(int(bad), op="MAX"))

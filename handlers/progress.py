@@ -1,12 +1,13 @@
-"""Progress a person can see: Ignite's ProgressBar on a terminal or in Jupyter (a notebook widget),
-a line per epoch in a log. None of it forces a host sync: it shows figures already computed."""
+"""Progress a person can see: one bar on a terminal or in Jupyter (a notebook widget), a line per epoch in a
+log. None of it forces a host sync: it shows figures already computed."""
 from __future__ import annotations
 
 import sys
 from typing import Literal
 
 from ignite.engine import Engine, Events
-from ignite.handlers import ProgressBar
+
+from handlers.cadence import book_points
 
 __all__ = ["attach_progress", "attach_epoch_lines", "wants_progress", "in_notebook", "Progress"]
 
@@ -25,56 +26,71 @@ def wants_progress(progress: Progress) -> bool:
     return sys.stderr.isatty() or in_notebook() if progress is None else progress not in (False, "epochs")
 
 
-def attach_progress(engine: Engine, desc: str = "epoch") -> ProgressBar | RunBar:
-    """A bar over each epoch showing the last values the cadence computed (floats, no device reads);
-    in Jupyter, one notebook widget for the whole call (``RunBar``)."""
-    if in_notebook():
-        return RunBar(desc).attach(engine)
-    bar = ProgressBar(persist=False, desc=desc)
-    bar.attach(engine, metric_names="all")
-    return bar
+def attach_progress(engine: Engine, desc: str = "epoch") -> RunBar:
+    """One bar over the whole run (a notebook widget in Jupyter), at a bounded cost per iteration."""
+    return RunBar(desc, notebook=in_notebook()).attach(engine)
 
 
 class RunBar:
-    """One tqdm notebook widget over the whole run (Ignite's makes one per epoch, and warns on import), its
-    text the finished epoch and the last metrics, so a saved notebook reads ``epoch 2/2: 100% ... loss=...``."""
+    """One tqdm bar over the whole run, whose cost per iteration is bounded: its count moves every ~1% of an
+    epoch (a counter in between) and tqdm redraws at most 10 times a second; its text (``epoch 2/10`` and the
+    last figures) is set at the book's points and epoch ends, from figures already computed (no device read).
+    Ignite's ``ProgressBar`` sets its text twice an iteration, ~190 us each on a terminal. In Jupyter it is one
+    widget for the whole call (Ignite's makes one per epoch), so a saved notebook reads
+    ``epoch 2/2: 100% ... loss=...``; on a terminal it is cleared at the end, before the book's closing lines."""
 
-    def __init__(self, desc: str = "epoch") -> None:
-        self.desc, self.bar, self.shown = desc, None, None
+    def __init__(self, desc: str = "epoch", notebook: bool = False) -> None:
+        self.desc, self.notebook, self.bar, self.shown = desc, notebook, None, None
+        self.pending, self.every = 0, 1  # iterations not yet shown; shown every `every` iterations
 
     def attach(self, engine: Engine) -> RunBar:
         engine.add_event_handler(Events.STARTED, self._open)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._step)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch)
+        engine.add_event_handler(book_points(engine), self._figures)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._figures)
         # not EXCEPTION_RAISED: a handler there would swallow the error
         engine.add_event_handler(Events.COMPLETED | Events.TERMINATE, self._close)
         return self
 
     def _open(self, engine: Engine) -> None:
-        from IPython.display import display
-        from tqdm.notebook import tqdm
-
         length = engine.state.epoch_length
         total = length * engine.state.max_epochs if length else None
-        self.bar = tqdm(total=total, initial=engine.state.iteration, desc=self._label(engine), leave=True,
-                        display=False)
-        self.shown = display(self.bar.container, display_id=True)  # re-shown at the end: the saved text
+        self.every = max(1, (length or 100) // 100)
+        if self.notebook:
+            from IPython.display import display
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            self.bar = notebook_tqdm(total=total, initial=engine.state.iteration, desc=self._label(engine),
+                                     leave=True, display=False)
+            self.shown = display(self.bar.container, display_id=True)  # re-shown at the end: the saved text
+        else:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=engine.state.iteration, desc=self._label(engine), leave=False,
+                            mininterval=0.1, dynamic_ncols=True)
 
     def _label(self, engine: Engine) -> str:
         return f"{self.desc} {engine.state.epoch}/{engine.state.max_epochs}"
 
     def _step(self, engine: Engine) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
+        self.pending += 1
+        if self.pending >= self.every and self.bar is not None:
+            self.bar.update(self.pending)
+            self.pending = 0
 
-    def _epoch(self, engine: Engine) -> None:
+    def _figures(self, engine: Engine) -> None:
         if self.bar is not None:
+            if self.pending:
+                self.bar.update(self.pending)
+                self.pending = 0
             shown = {k: f"{v:.3g}" for k, v in engine.state.metrics.items() if isinstance(v, float)}
             self.bar.set_description(self._label(engine), refresh=False)
-            self.bar.set_postfix(shown)
+            self.bar.set_postfix(shown, refresh=False)
 
     def _close(self, engine: Engine, *_: object) -> None:
         if self.bar is not None:
+            self._figures(engine)
+            self.bar.refresh()
             self.bar.close()
             if self.shown is not None:
                 self.shown.update(self.bar.container)

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from handlers.cadence import BookEvents, book_cadence, take_book_points
+from handlers.cadence import BookEvents, next_book_point, take_book_points
 from handlers.contract import publishes_step_output, step_output
-from handlers.metrics import BookAccuracy, BookLoss
+from handlers.metrics import BookAccuracy, BookLoss, read_ratios
 from handlers.throughput import StepTimer
 
 __all__ = ["RunningMetrics", "FOLD"]
@@ -44,6 +44,7 @@ class RunningMetrics:
         self._first = 0  # the iteration of _pending[0]
         self._source: str | None = None  # the state field holding the statistics, checked on the first step
         self._fold_every = FOLD
+        self._next = 1  # the iteration of the next book point
 
     @classmethod
     def on(cls, trainer: Engine) -> RunningMetrics:
@@ -70,6 +71,7 @@ class RunningMetrics:
 
     def _epoch_started(self, engine: Engine) -> None:
         self._pending.clear()
+        self._next = next_book_point(engine)
         for metric in self.metrics.values():
             metric.started(engine)
 
@@ -83,12 +85,13 @@ class RunningMetrics:
         if not self._pending:
             self._first = engine.state.iteration
         self._pending.append(getattr(engine.state, self._source))
-        point = book_cadence(engine)
+        point = engine.state.iteration >= self._next
         if point or len(self._pending) >= self._fold_every:
             self._fold(engine)
         if point:
-            for name, metric in self.metrics.items():
-                metric.completed(engine, name)
+            values = read_ratios(list(self.metrics.values()))  # one read for both figures
+            engine.state.metrics.update(zip(self.metrics, values))
+            self._next = next_book_point(engine)
             engine.fire_event(BookEvents.BOOK_POINT)
 
     def _epoch_completed(self, engine: Engine) -> None:
@@ -107,8 +110,8 @@ class RunningMetrics:
             else:
                 losses, correct = _stack([s["loss"] for s in pending]), _stack([s["correct"] for s in pending]).sum()
                 loss = losses.sum()
-            examples = sum(int(s["examples"]) for s in pending)
-            predictions = sum(int(s["predictions"]) for s in pending)
+            examples = sum(s["examples"] for s in pending)  # ints from our step (a foreign one's: read once)
+            predictions = sum(s["predictions"] for s in pending)
         except (KeyError, TypeError):
             step_output(engine, "RunningMetrics")  # raises, naming the keys this Engine's output lacks
             raise

@@ -38,8 +38,9 @@ class StepTimer:
         self.device = torch.device(device)
         self._examples = examples
         self._cuda = self.device.type == "cuda"
-        self._pending: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
-        self._pool: list[torch.cuda.Event] = []
+        self._pending: list[tuple[torch.cuda.Event, torch.cuda.Event, Any]] = []  # (start, end, start's lender)
+        self._pool: list[torch.cuda.Event] = []  # this timer's own events, reused every epoch
+        self._lender: Any = None  # the prefetcher whose copy_waited event started this step's clock
         self._t0 = 0.0
         self._stamped = False  # the step stamps engine.state.step_started (see attach_start)
         self._epoch = 0.0  # timed seconds in the current epoch (CPU clock)
@@ -78,6 +79,7 @@ class StepTimer:
     def start(self, engine: Engine) -> None:
         if self._cuda:
             waited = getattr(engine.state.dataloader, "copy_waited", None)
+            self._lender = engine.state.dataloader if waited is not None else None
             self._begin = waited if waited is not None else self._event()
         else:
             self._t0 = time.perf_counter()
@@ -89,7 +91,7 @@ class StepTimer:
     def lap(self, engine: Engine) -> None:
         """End the step's clock (its examples are counted apart, with ``count``)."""
         if self._cuda:
-            self._pending.append((self._begin, self._event()))
+            self._pending.append((self._begin, self._event(), self._lender))
         else:
             self._epoch += time.perf_counter() - (engine.state.step_started if self._stamped else self._t0)
 
@@ -100,9 +102,13 @@ class StepTimer:
     def epoch_completed(self, engine: Engine) -> None:
         if self._pending:
             self._pending[-1][1].synchronize()
-            self._epoch = sum(a.elapsed_time(b) for a, b in self._pending) / 1000.0
-            for pair in self._pending:
-                self._pool.extend(pair)
+            self._epoch = sum(a.elapsed_time(b) for a, b, _ in self._pending) / 1000.0
+            for begin, end, lender in self._pending:  # each event back where it came from: no pool grows
+                if lender is None:
+                    self._pool.append(begin)
+                elif hasattr(lender, "free_events"):
+                    lender.free_events.append(begin)
+                self._pool.append(end)
             self._pending.clear()
         examples, seconds = self._epoch_examples, self._epoch
         if idist.get_world_size() > 1:  # processes run side by side: their examples add, the slowest sets the time

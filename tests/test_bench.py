@@ -33,7 +33,7 @@ def test_gpu_check_dry_run_writes_one_report_of_every_section(dry_run):
     tests = report["tests"]  # every CUDA test collected, each skipped here with its reason
     assert tests["tests"] >= 20 and tests["skipped"] == tests["tests"] and not tests["failed"]
     md = (dry_run / "gpu-check.md").read_text()
-    assert "## cuda-tests: ok" in md and "| ours |" in md and "per-iteration overhead" in md
+    assert "## cuda-tests: ok" in md and "| ours |" in md and "per-iteration cost" in md
     assert "no CUDA device here" in (dry_run / "cuda-tests.log").read_text()
 
 
@@ -46,8 +46,11 @@ def test_bench_quick_prints_every_variant(dry_run):
 
 def test_overhead_quick_prints_each_figure_with_its_target(dry_run):
     out = (dry_run / "overhead.log").read_text()
-    assert re.search(r"per-iteration overhead .*: -?[\d.]+ us \(target <= 25 us\); "
-                     r"a bare Ignite Engine .*: -?[\d.]+ us", out)
+    assert re.search(r"per-iteration cost over a bare Ignite Engine, trivial step: ours [-+][\d.]+ us \(target <= 5 "
+                     r"us\), ours with its progress display [-+][\d.]+ us \(target <= 15 us\); Ignite's factory", out)
+    assert re.search(r"aten ops per iteration: ours [\d.]+, the hand loop with the book's figures [\d.]+ \(target", out)
+    for loop in ("hand", "hand+book", "bare Engine", "ours", "ours+bar", "ignite", "ignite+bar"):
+        assert re.search(rf"^\| {re.escape(loop)} \| [\d.]+ \| [-+][\d.]+ \| [\d.]+ \|$", out, re.M), loop
     assert re.search(r"fixed cost of a call, plots off: [\d.]+ ms \(target <= 30 ms\)", out)
     assert re.search(r"plots to a live local server: [\d.]+ ms with your VisdomPlotter, [\d.]+ ms with plot=True .* "
                      r"\(target <= 30 ms\); the server's one-time start: \d+ ms", out)

@@ -19,6 +19,8 @@ from conftest import small_cnn
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from ignite.engine import Events
+
 from engine import train_ch13
 from engine.prefetch import prefetch
 from handlers import StepTimer
@@ -125,6 +127,21 @@ def test_step_timer_counts_a_copy_the_prefetch_could_not_hide():
     timer = StepTimer(CUDA, examples=lambda e: 1).attach(engine)
     engine.run(prefetch(big, CUDA), max_epochs=1)
     assert timer.seconds > 6 * 256e6 / 100e9  # at least the copies at 100 GB/s (PCIe is slower)
+
+
+def test_cuda_events_stay_flat_over_five_epochs():
+    """The prefetcher's and the timer's events are pooled: none is made after the first epoch."""
+    from ignite.engine import Engine
+
+    loader = prefetch([(torch.rand(8, 4).pin_memory(), torch.zeros(8)) for _ in range(12)], CUDA)
+    engine = Engine(lambda e, b: b[0].sum())
+    timer = StepTimer(CUDA, examples=lambda e: 8).attach(engine)
+    made = []
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: made.append(
+        (loader.events_made, len(timer._pool), len(loader.free_events))))
+    engine.run(loader, max_epochs=5)
+    assert len({m[0] for m in made[1:]}) == 1 and made[1] == made[-1], made  # flat after the first epoch
+    assert made[0][0] <= 12 + 2 and len(timer._pool) <= 12, made
 
 
 # -- CUDA graphs (reduce-overhead) --------------------------------------------------------------------------

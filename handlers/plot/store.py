@@ -20,7 +20,12 @@ from typing import Any
 
 import torch
 
-__all__ = ["PlotStore", "Window", "Trace", "check_value"]
+from handlers.plot.report import say
+
+__all__ = ["PlotStore", "Window", "Trace", "check_value", "PENDING_LIMIT"]
+
+PENDING_LIMIT = 4096  # tensors waiting to be read (~2 MB): past it the training thread reads them in one go
+_warned: list[bool] = []  # the message above is said once per process
 
 
 def check_value(value: Any, win: str, trace: str, what: str = "value") -> float | torch.Tensor:
@@ -45,6 +50,15 @@ def check_value(value: Any, win: str, trace: str, what: str = "value") -> float 
         got = f"a {type(value).__name__}"
     raise TypeError(f"plot window {win!r}, trace {trace!r}: the {what} must be a real number or a one-element "
                     f"tensor, got {got}; return e.g. engine.state.metrics['loss'] from the reader")
+
+
+def _read_all(values: list[torch.Tensor]) -> list[float]:
+    """The floats of one device's 0-dim tensors in one read (one sync on a GPU), each as ``_settled`` says."""
+    try:
+        numbers = torch.stack(values).double().tolist()
+    except RuntimeError:  # a device that can no longer give them, or dtypes torch.stack refuses together
+        return [_settled(v) for v in values]
+    return [n if not math.isinf(n) else math.nan for n in numbers]
 
 
 def _settled(value: float | torch.Tensor) -> float:
@@ -80,6 +94,7 @@ class PlotStore:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.windows: dict[str, Window] = {}
+        self.waiting = 0  # tensors added and not yet read (bounded by PENDING_LIMIT)
 
     def window(self, name: str, opts: dict[str, Any]) -> None:
         with self.lock:
@@ -116,23 +131,35 @@ class PlotStore:
             else:
                 points.ys.append(math.nan)
                 points.pending[i] = y_value
-            return i
+                self.waiting += 1
+        if self.waiting > PENDING_LIMIT:  # the sender is behind: read them here, keeping memory bounded
+            self._settle_here(y_value)
+        return i
+
+    def _settle_here(self, value: float | torch.Tensor) -> None:
+        if isinstance(value, torch.Tensor) and value.device.type != "cpu" and not _warned:
+            _warned.append(True)
+            say(f"more than {PENDING_LIMIT} plot values wait to be read: they are read on the training thread from "
+                f"now on when that happens (one device sync per {PENDING_LIMIT} points), so memory stays bounded")
+        self.settle()
 
     def settle(self) -> int:
         """Read every pending tensor into its float (the sender thread calls this whether or not a server
-        answers); return how many were read."""
+        answers; the training thread past ``PENDING_LIMIT``); one read per device; return how many were read."""
         with self.lock:
-            work = [(t, dict(t.pending)) for w in self.windows.values() for t in w.traces.values() if t.pending]
-        done = 0
-        for trace, pending in work:
-            values = {i: _settled(v) for i, v in pending.items()}  # outside the lock: .item() waits for the device
+            work = [(t, i, v) for w in self.windows.values() for t in w.traces.values() for i, v in t.pending.items()]
+        by_device: dict[torch.device, list[tuple[Trace, int, torch.Tensor]]] = {}
+        for item in work:
+            by_device.setdefault(item[2].device, []).append(item)
+        for items in by_device.values():
+            values = _read_all([v for _, _, v in items])  # outside the lock: it waits for the device
             with self.lock:
-                for i, value in values.items():
-                    if trace.pending.get(i) is pending[i]:
+                for (trace, i, tensor), value in zip(items, values):
+                    if trace.pending.get(i) is tensor:
                         trace.ys[i] = value
                         del trace.pending[i]
-            done += len(values)
-        return done
+                self.waiting = sum(len(t.pending) for w in self.windows.values() for t in w.traces.values())
+        return len(work)
 
     def points(self, win: str, trace: str, start: int = 0) -> list[tuple[float, float]]:
         """The points of one trace from ``start`` on, as floats (pending tensors are read first)."""
