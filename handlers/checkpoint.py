@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import glob
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -156,13 +157,17 @@ class _BestSoFar:
         return {"folder": self.folder, "saved": [[float(p), str(f)] for p, f in saved]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if self.handler is None or not state.get("saved"):
+        saved = _best_files("the checkpoint", state)
+        if self.handler is None or not saved:
             return
-        for _, name in state["saved"]:
-            source, here = os.path.join(state["folder"], name), os.path.join(self.folder, name)
-            if idist.get_rank() == 0 and source != here and os.path.isfile(source) and not os.path.exists(here):
+        folder = state.get("folder")
+        for _, name in saved:
+            here = os.path.join(self.folder, name)
+            source = os.path.join(folder, name) if isinstance(folder, str) else here
+            if idist.get_rank() == 0 and source != here and os.path.isfile(source) and not os.path.lexists(here) \
+                    and not os.path.islink(source):
                 shutil.copyfile(source, here)
-        self.handler.load_state_dict({"_saved": [(p, f) for p, f in state["saved"]]})
+        self.handler.load_state_dict({"_saved": saved})
 
 
 def _epoch(engine: Engine, _event: Any) -> int:
@@ -226,6 +231,24 @@ def check_checkpoint(path: str, state: Mapping[str, Any], to_load: Mapping[str, 
         _check_model(path, to_load["model"], state["model"])
     if isinstance(to_load.get("optimizer"), torch.optim.Optimizer) and "optimizer" in state:
         _check_optimizer(path, to_load["optimizer"], state["optimizer"])
+    if "best_so_far" in state and "best_so_far" in to_load:
+        _best_files(path, state["best_so_far"])
+
+
+_BEST_NAME = re.compile(r"best_[A-Za-z0-9_.=+-]{1,200}\.pt")  # what the best handler names its files
+
+
+def _best_files(path: str, record: Any) -> list[tuple[float, str]]:
+    """The best-so-far record of a checkpoint, its file names checked to be this handler's plain names: a name
+    read from a file is data, never a path (a crafted one would copy or delete files outside the run folder)."""
+    saved = record.get("saved", []) if isinstance(record, Mapping) else None
+    if not isinstance(saved, list) or not all(isinstance(e, (list, tuple)) and len(e) == 2 for e in saved):
+        raise CheckpointError(f"{path} has a malformed best-so-far record; resume from another checkpoint")
+    for _, name in saved:
+        if not isinstance(name, str) or not _BEST_NAME.fullmatch(name):
+            raise CheckpointError(f"{path} records the best file as {str(name)[:80]!r}, which is not a checkpoint's "
+                                  "file name (a crafted or damaged file); resume from another checkpoint")
+    return [(float(p), name) for p, name in saved]
 
 
 def read_checkpoint(path: str) -> tuple[str, dict[str, Any]]:

@@ -11,12 +11,16 @@ import requests
 import torch
 
 from conftest import loaders, small_cnn
+from torch import nn
 from engine import train_ch13
 from handlers import LocalVisdom, VisdomPlotter
 from visdom_util import trace_counts
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SECRET = "s3cret-Pa55-do-not-log"
+
+
+CE = nn.CrossEntropyLoss(reduction="none")
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -83,3 +87,51 @@ def test_no_shell_commands_and_every_load_is_weights_only():
         assert "shell=True" not in text and "os.system(" not in text and "os.popen(" not in text, path
         for call in re.findall(r"torch\.load\((.*?)\)\n", text, re.S):
             assert "weights_only=True" in call, (path, call)
+
+
+def test_a_checkpoint_naming_its_best_file_outside_the_run_folder_is_refused_and_touches_nothing(digits, tmp_path):
+    """Issue 36: the best file's name a checkpoint records is data, never a path (it was copied to and, later,
+    deleted as ``../../<file>``)."""
+    from handlers.checkpoint import CheckpointError
+
+    tr, te = loaders(*digits, 64, 32, 16)
+    net = small_cnn()
+    train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 1, plot=False, verbose=False,
+               checkpoint_dir=str(tmp_path / "run"))
+    (good,) = list((tmp_path / "run").glob("last_checkpoint_*.pt"))
+    state = torch.load(good, weights_only=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "run" / "evil.pth").write_text("import os  # would run at start-up")
+    state["best_so_far"] = {"folder": str(tmp_path / "run"), "saved": [[0.1, "../victim.txt"]]}
+    torch.save(state, tmp_path / "crafted.pt")
+    fresh = small_cnn(1)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(CheckpointError, match="which is not a checkpoint's file name"):
+        train_ch13(fresh, tr, te, CE, torch.optim.SGD(fresh.parameters(), 0.1), 3, plot=False, verbose=False,
+                   checkpoint_dir=str(tmp_path / "next"), resume=str(tmp_path / "crafted.pt"))
+    assert all(torch.equal(before[k], v) for k, v in fresh.state_dict().items())  # checked before anything loads
+    assert victim.read_text() == "keep me" and not (tmp_path / "next" / "../victim.txt").is_symlink()
+
+
+def test_gathering_a_runs_folder_never_writes_through_a_planted_link(tmp_path):
+    """Issue 36: a link already at the served folder's target is replaced, not written through; a linked
+    source is not read."""
+    from handlers.visdom_server.serve import gather
+
+    run = tmp_path / "runs" / "r1" / "visdom"
+    run.mkdir(parents=True)
+    (run / "r1.json").write_text('{"jsons": {}, "reload": {}}')
+    served = tmp_path / "runs" / "visdom"
+    served.mkdir()
+    precious = tmp_path / "precious.json"
+    precious.write_text("mine")
+    (served / "r1.json").symlink_to(precious)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    (tmp_path / "runs" / "r2" / "visdom").mkdir(parents=True)
+    (tmp_path / "runs" / "r2" / "visdom" / "r2.json").symlink_to(secret)
+    copied = gather(str(tmp_path / "runs"), str(served))
+    assert precious.read_text() == "mine" and not (served / "r1.json").is_symlink()
+    assert (served / "r1.json").read_text() == '{"jsons": {}, "reload": {}}'
+    assert not (served / "r2.json").exists() and copied == [str(served / "r1.json")]

@@ -128,15 +128,23 @@ def _drop_record(path: str) -> None:
 
 def gather(runs: str, env_path: str) -> list[str]:
     """Copy every ``runs/*/visdom/<env>.json`` that is newer than its copy into ``env_path`` (Visdom serves one
-    flat folder); return the copies made."""
+    flat folder); return the copies made. A link is never followed: not as a source (a runs folder from a tarball
+    could link to any file of the user's), and a link already at the target is replaced, not written through."""
     import glob
     import shutil
+    import tempfile
 
     copied = []
     for found in glob.glob(os.path.join(runs, "*", "visdom", "*.json")):
         target = os.path.join(env_path, os.path.basename(found))
-        if not os.path.exists(target) or os.path.getmtime(found) > os.path.getmtime(target):
-            copied.append(shutil.copy2(found, target))
+        if os.path.islink(found) or os.path.islink(os.path.dirname(found)) or not os.path.isfile(found):
+            continue
+        if os.path.islink(target) or not os.path.exists(target) or os.path.getmtime(found) > os.path.getmtime(target):
+            fd, tmp = tempfile.mkstemp(dir=env_path, prefix=".gather-")
+            os.close(fd)
+            shutil.copy2(found, tmp)
+            os.replace(tmp, target)  # replaces a link at the target itself
+            copied.append(target)
     return copied
 
 
