@@ -135,3 +135,78 @@ def test_gathering_a_runs_folder_never_writes_through_a_planted_link(tmp_path):
     assert precious.read_text() == "mine" and not (served / "r1.json").is_symlink()
     assert (served / "r1.json").read_text() == '{"jsons": {}, "reload": {}}'
     assert not (served / "r2.json").exists() and copied == [str(served / "r1.json")]
+
+
+def test_a_state_folder_others_can_write_is_refused_and_the_run_trains_with_its_record(digits, tmp_path, monkeypatch,
+                                                                                        capsys):
+    """Issue 36: a $D2L_IGNITE_STATE another user could have made (or can write) is never trusted."""
+    from handlers.visdom_server import shared
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o777)
+    state.chmod(0o777)
+    monkeypatch.setenv("D2L_IGNITE_STATE", str(state))
+    monkeypatch.setenv("D2L_IGNITE_PLOT", "1")
+    monkeypatch.delenv("VISDOM_URL", raising=False)
+    with pytest.raises(PermissionError, match="not a private folder of this user"):
+        shared.state_dir()
+    monkeypatch.setenv("VISDOM_URL", "http://127.0.0.1:9")  # local, named, and the state folder unusable
+    tr, te = loaders(*digits, 64, 32, 16)
+    net = small_cnn()
+    train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 1, verbose=False, out_dir=str(tmp_path / "r"))
+    err = capsys.readouterr().err
+    assert "not a private folder of this user" in err and (tmp_path / "r" / "curves.npz").is_file()
+    assert not list(state.iterdir())  # nothing written into it
+
+
+def test_a_record_naming_a_live_process_that_is_no_server_of_ours_is_not_used(tmp_path, monkeypatch):
+    """Issue 36 / 38: a planted or stale record (its pid now another process) links to nothing: ignored."""
+    import json
+    import subprocess
+    import sys
+
+    from handlers.visdom_server import leases, shared
+
+    monkeypatch.setenv("D2L_IGNITE_STATE", str(tmp_path / "state"))
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record = {"port": 8123, "pid": other.pid, "url": "http://127.0.0.1:8123", "env_path": str(tmp_path),
+                  "started": leases.start_time(other.pid), "uid": os.getuid()}
+        pathlib.Path(leases.record_path(shared.state_dir(), 8123)).write_text(json.dumps(record))
+        assert shared.find(8123) is None and shared.find() is None
+        record["started"] = "1"  # the pid of a server that died, reused
+        pathlib.Path(leases.record_path(shared.state_dir(), 8123)).write_text(json.dumps(record))
+        assert shared.find(8123) is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_planted_links_in_the_state_folder_are_never_followed(tmp_path, monkeypatch):
+    """Issue 36: a ``clients`` link made the start delete every file where it pointed; a ``server.log`` link
+    had request lines appended to a file of the user's."""
+    import signal
+
+    from handlers.visdom_server import free_port, leases, shared
+
+    monkeypatch.setenv("D2L_IGNITE_STATE", str(tmp_path / "state"))
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "thesis.tex").write_text("years of work")
+    port = free_port()
+    os.symlink(keep, leases.clients_dir(shared.state_dir(), port))
+    envs = tmp_path / "state" / "visdom-envs"
+    envs.mkdir()
+    diary = tmp_path / "diary.txt"
+    diary.write_text("mine\n")
+    (envs / "server.log").symlink_to(diary)
+    with pytest.raises(OSError):  # the log cannot be opened through the link: no server, nothing touched
+        shared.acquire(port)
+    (envs / "server.log").unlink()
+    server = shared.acquire(port)
+    try:
+        assert (keep / "thesis.tex").read_text() == "years of work" and diary.read_text() == "mine\n"
+        assert not os.path.islink(server.clients)
+    finally:
+        shared.release()
+        os.kill(server.pid, signal.SIGTERM)

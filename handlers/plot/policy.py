@@ -76,7 +76,7 @@ def _find_live(url: str | None) -> tuple[str | None, bool]:
     address = VisdomAddress(server_url(url))
     local = address.host in _LOCAL
     if _named(url):
-        if local and shared.find(address.port) is not None:
+        if local and _shared_on(address.port):
             return shared_server(address.port), True
         if Wire(address, 1.0, 5.0).is_visdom():
             return address.url, False
@@ -85,6 +85,15 @@ def _find_live(url: str | None) -> tuple[str | None, bool]:
             return None, False
     live = shared_server(address.port if _named(url) else None)
     return live, live is not None
+
+
+def _shared_on(port: int) -> bool:
+    """Whether this user's shared server runs on ``port`` (an unusable state folder: none does; said later, once,
+    by the start that fails)."""
+    try:
+        return shared.find(port) is not None
+    except OSError:
+        return False
 
 
 def shared_server(port: int | None = None) -> str | None:

@@ -117,7 +117,9 @@ class LocalVisdom:
             secret_dir = os.path.expanduser("~/.visdom")  # where visdom writes that secret
             os.makedirs(secret_dir, mode=0o700, exist_ok=True)
             os.chmod(secret_dir, 0o700)
-        self._log = open(os.path.join(self.env_path, "server.log"), "ab")
+        log = os.open(os.path.join(self.env_path, "server.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                      0o600)  # a link planted there is refused (ELOOP), never appended through
+        self._log = os.fdopen(log, "ab")
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                         stdin=subprocess.DEVNULL, start_new_session=True, umask=0o077)
         self._wait(timeout)

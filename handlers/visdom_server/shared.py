@@ -36,13 +36,16 @@ class SharedServer:
     pid: int
     url: str
     env_path: str
+    started: str = ""  # the process's start time: a record whose pid now names another process is stale
+    uid: int = -1  # whose process it is: only this user's counts
 
     @property
     def clients(self) -> str:
         return leases.clients_dir(state_dir(), self.port)
 
     def alive(self) -> bool:
-        return leases.alive(self.pid)
+        return (self.uid == os.getuid() and leases.alive(self.pid, self.started, own=True)
+                and leases.runs_server(self.pid))
 
 
 def linger() -> float:
@@ -51,9 +54,9 @@ def linger() -> float:
 
 
 def state_dir() -> str:
+    """The state folder, refused unless it is this user's alone (``leases.private_folder``)."""
     path = os.environ.get(STATE_SETTING) or os.path.join(os.path.expanduser("~"), ".cache", "d2l-ignite")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
+    return leases.private_folder(path)
 
 
 def _record_path(port: int) -> str:
@@ -66,7 +69,8 @@ def find(port: int | None = None) -> SharedServer | None:
         sorted(glob.glob(leases.record_path(state_dir(), "*")), key=lambda p: p != _record_path(DEFAULT_PORT))
     for path in paths:
         try:
-            with open(path) as f:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd) as f:
                 server = SharedServer(**json.load(f))
         except (OSError, ValueError, TypeError):
             continue
@@ -82,11 +86,15 @@ def _start(port: int | None, base_for: Callable[[int], str] | None) -> SharedSer
     local = LocalVisdom(port, env_path=os.path.join(folder, "visdom-envs"), shared=folder, linger=linger(),
                         base_url=base_for(port) if base_for else "").start()
     _started.append(local)
-    server = SharedServer(int(local.port or 0), local.process.pid, local.url, local.env_path)  # type: ignore[union-attr]
+    pid = local.process.pid  # type: ignore[union-attr]
+    server = SharedServer(int(local.port or 0), pid, local.url, local.env_path, leases.start_time(pid), os.getuid())
+    if os.path.islink(server.clients):  # never delete through a planted link
+        os.remove(server.clients)
     for stale in glob.glob(os.path.join(server.clients, "*")):  # leases of an earlier server on this port
         os.remove(stale)
     tmp = _record_path(server.port) + f".{os.getpid()}"
-    with open(tmp, "w") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
         json.dump(asdict(server), f)
     os.replace(tmp, _record_path(server.port))
     return server
