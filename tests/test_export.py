@@ -109,3 +109,21 @@ def test_a_million_point_trace_draws_in_a_browser(tmp_path):
         browse(f"{server.url}/env/long", f"--screenshot={ARTIFACTS / 'page-1M-points.png'}")
     assert len(re.findall(r'class="trace scatter', dom)) == 2  # the loss window and the acc window
     assert (ARTIFACTS / "page-1M-points.png").stat().st_size > 10_000
+
+
+def test_a_hostile_trace_name_neither_blanks_the_page_nor_runs_script(tmp_path):
+    """Issue 36: a trace named ``<!--<script>`` (or ``</script><script>...``) stays text in the exported page."""
+    from test_visdom_ui import browse
+
+    from handlers.plot.base import Plotter
+
+    names = ["<!--<script>", "</script><script>document.title='owned'</script>", "=HYPERLINK(\"x\")"]
+    with Plotter("hostile", out_dir=str(tmp_path / "run")) as plotter:
+        for i, name in enumerate(names):
+            plotter.add("w", name, i, i / 10)
+    done = _cli("export", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    dom = browse((tmp_path / "run" / "curves.html").as_uri(), "--dump-dom").stdout
+    assert 'data-drawn="1"' in dom and "owned" not in re.search(r"<title>(.*?)</title>", dom).group(1)
+    rows = list(csv.reader(open(tmp_path / "run" / "curves.csv")))
+    assert [r[1] for r in rows[1:]] == names[:2] + ["'" + names[2]]  # no cell a spreadsheet runs as a formula

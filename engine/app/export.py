@@ -1,14 +1,12 @@
 """``d2l-ignite export RUN``: a run's curves without a server: one self-contained HTML page, and a CSV of
 every point, both from the run folder's ``curves.npz`` (the plotter writes it at close).
 
-The page inlines Plotly from the browser files the project already fetches for Visdom (no CDN, no
-server: it opens from a mail attachment or a laptop), drawing each trace as the live page does
-(``decimate``); the CSV has every point.
+The page inlines the Plotly the ``plotly`` package ships (no CDN, no npm, no server: it opens from a mail
+attachment or a laptop), drawing each trace as the live page does (``decimate``); the CSV has every point.
 """
 from __future__ import annotations
 
 import csv
-import glob
 import html
 import json
 import os
@@ -18,7 +16,7 @@ from handlers.plot.record import read_points
 from handlers.plot.report import runs_path
 from handlers.plot.wire import write_atomic
 
-__all__ = ["run_record", "export_csv", "export_html", "plotly_js"]
+__all__ = ["run_record", "export_csv", "export_html"]
 
 
 def run_record(run: str) -> str:
@@ -62,21 +60,6 @@ def _cell(name: str) -> str:
     return "'" + name if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
 
 
-def plotly_js() -> str:
-    """Plotly's minified file from Visdom's browser files (fetched from npm when missing)."""
-    from handlers.plot.report import say
-    from handlers.visdom_server.assets import install_assets, static_dir
-
-    found = sorted(glob.glob(os.path.join(static_dir(), "js", "plotly*.js")))
-    if not found:
-        install_assets(say=say)
-        found = sorted(glob.glob(os.path.join(static_dir(), "js", "plotly*.js")))
-    if not found:
-        raise FileNotFoundError(f"no Plotly file in {static_dir()}/js; run `d2l-ignite visdom` once with network")
-    with open(found[0], encoding="utf-8") as f:
-        return f.read()
-
-
 def _figures(record: str) -> list[dict]:
     figures = []
     for win, opts, traces in read_points(record):
@@ -96,8 +79,10 @@ def _figures(record: str) -> list[dict]:
 def export_html(record: str, path: str, title: str) -> int:
     """Write one HTML page drawing every window; return how many windows."""
     figures = _figures(record)
-    payload = json.dumps(figures).replace("</", "<\\/")
-    script = plotly_js().replace("</script", "<\\/script")
+    payload = json.dumps(figures).replace("<", "\\u003c")  # no name can end the script or open a comment in it
+    from plotly.offline import get_plotlyjs  # the plotly package's own copy: no npm, no network
+
+    script = get_plotlyjs().replace("</script", "<\\/script")
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:1em}} .grid{{display:flex;flex-wrap:wrap;gap:8px}}
