@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterable, Iterator
 
 import torch
 from torch import nn
 
-__all__ = ["check_epochs", "check_loader", "check_net", "check_optimizer", "check_schedule", "updates_per_epoch"]
+from engine.loader_view import length
+
+__all__ = ["check_epochs", "check_loader", "check_net", "check_optimizer", "check_schedule", "check_ema",
+           "updates_per_epoch"]
 
 _NOTHING = object()
 
@@ -30,10 +34,7 @@ def check_loader(name: str, data: Iterable, num_epochs: int = 1) -> Iterable:
             f"{num_epochs} epochs were asked for; pass something that can be iterated again, such as the DataLoader "
             "itself or list(batches)"
         )
-    try:
-        size = len(data)  # type: ignore[arg-type]
-    except TypeError:
-        size = None
+    size = length(data)
     first = None
     if size is None:  # no len(): look at the first batch (a one-shot iterator gets it back below)
         first = next(data if one_shot else iter(data), _NOTHING)
@@ -70,7 +71,11 @@ def updates_per_epoch(train_iter: Iterable, accumulation_steps: int = 1) -> int:
     Under DDP every process runs ``len(train_iter)`` steps (each global batch is split, not the epoch),
     and an epoch's last, shorter group of accumulated batches still makes an update.
     """
-    return -(-len(train_iter) // accumulation_steps)  # type: ignore[arg-type]
+    n = length(train_iter)
+    if n is None:
+        raise TypeError("train_iter has no length (a stream): a per-update schedule needs the number of batches an "
+                        "epoch; step it per epoch (scheduler_every='epoch') or give the loader a length")
+    return -(-n // accumulation_steps)
 
 
 def check_schedule(scheduler: object, num_epochs: int, updates: int | None, every: str) -> None:
@@ -84,3 +89,14 @@ def check_schedule(scheduler: object, num_epochs: int, updates: int | None, ever
                          f"{needed} times ({per}); build it with total_steps=num_epochs * "
                          "engine.updates_per_epoch(train_iter, accumulation_steps) (under DDP too: every process "
                          "runs every batch of the global loader)")
+
+
+def check_ema(decay: float | None, updates: int) -> None:
+    """Say in one line, at start, when an EMA decay averages over more updates than the run makes (about
+    ``1 / (1 - decay)``): its weights would stay near where they started, and its test acc with them."""
+    if decay is None or 1 / (1 - decay) <= updates / 2:
+        return
+    fits = max(0.5, round(1 - 10 / updates, 3))
+    print(f"ema {decay} averages over about {1 / (1 - decay):.0f} updates and this run makes {updates}: the averaged "
+          f"weights stay near their start; a decay of about {fits} (--ema {fits}) follows this run",
+          file=sys.stderr, flush=True)

@@ -10,7 +10,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["LoaderView", "view"]
+__all__ = ["length", "LoaderView", "view"]
 
 
 class LoaderView:
@@ -26,6 +26,15 @@ def _sized(cls: type) -> type:
     return type(cls.__name__, (cls,), {"__len__": lambda self: len(self.loader), "__module__": cls.__module__})
 
 
+def length(loader: Iterable) -> int | None:
+    """``len(loader)``, or None for an unsized one. A DataLoader always has ``__len__``, yet over an
+    ``IterableDataset`` without one (a stream) it raises ``TypeError``: asking ``hasattr`` is not enough."""
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
 def view(cls: type, loader: Iterable, *args: Any) -> Any:
     """``cls(loader, *args)``, sized exactly when ``loader`` is."""
-    return (_sized(cls) if hasattr(loader, "__len__") else cls)(loader, *args)
+    return (_sized(cls) if length(loader) is not None else cls)(loader, *args)

@@ -14,6 +14,7 @@ import ignite.distributed as idist
 import torch
 from torch import nn
 
+from engine.loader_view import length
 from engine.devices import devices_label, place_model, resolve_devices
 from engine.distributed import describe_world, distribute_model, is_distributed, shard_loader
 from engine.prefetch import prefetch
@@ -36,7 +37,7 @@ class Placement:
 
     @property
     def epoch_length(self) -> int | None:
-        return len(self.train_iter) if hasattr(self.train_iter, "__len__") else None  # type: ignore[arg-type]
+        return length(self.train_iter)
 
 
 def run_device(devices: Sequence[Any] | None, distributed: bool | None = None) -> torch.device:

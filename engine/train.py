@@ -9,7 +9,7 @@ import torch
 from ignite.engine import Engine
 from torch import nn
 
-from engine.checks import check_epochs, check_loader, check_net, check_schedule, updates_per_epoch
+from engine.checks import check_ema, check_epochs, check_loader, check_net, check_schedule, updates_per_epoch
 from engine.distributed import is_main_process, release_process_group
 from engine.factories import create_evaluator, create_trainer
 from engine.keywords import split_keywords, with_keywords
@@ -80,8 +80,9 @@ def train_ch13(
         channels_last_weights(net)
     run = place(net, train_iter, test_iter, devices, distributed)
     if run.epoch_length is not None:
-        check_schedule(settings.lr_scheduler, num_epochs, updates_per_epoch(run.train_iter, step.accumulation_steps),
-                       settings.scheduler_every)
+        per_epoch = updates_per_epoch(run.train_iter, step.accumulation_steps)
+        check_schedule(settings.lr_scheduler, num_epochs, per_epoch, settings.scheduler_every)
+        check_ema(settings.ema, num_epochs * per_epoch)
     engine = create_trainer(run.model, loss, trainer, run.devices[:1], world_size=run.world_size, options=step)
     evaluator = create_evaluator(run.model, run.devices[:1], options=step,
                                  loss=loss if settings.wants_test_loss else None)

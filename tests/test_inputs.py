@@ -184,3 +184,49 @@ def test_progress_bar_draws_without_breaking_numbers(digits, capsys):
     hb = train_ch13(b, train_iter, test_iter, CE, torch.optim.SGD(b.parameters(), 0.1), 2, CPU, progress=False,
                     plot=False, verbose=False)
     assert ha.train_loss == hb.train_loss and ha.test_acc == hb.test_acc
+
+
+def test_a_dataloader_over_a_stream_without_len_trains():
+    """Issue 38: ``DataLoader(IterableDataset)`` has ``__len__`` that raises: the streaming pattern trains."""
+    from torch.utils.data import DataLoader, IterableDataset
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            g = torch.Generator().manual_seed(0)
+            for _ in range(40):
+                yield torch.randn(4, generator=g), torch.randint(0, 3, (), generator=g)
+
+    net = torch.nn.Linear(4, 3)
+    history = train_ch13(net, DataLoader(Stream(), 8), DataLoader(Stream(), 8), CE,
+                         torch.optim.SGD(net.parameters(), 0.1), 2, CPU, plot=False, verbose=False, progress=False)
+    assert len(history.train_loss) == 2 and len(history.test_acc) == 2
+
+
+def test_an_ema_decay_too_slow_for_the_run_is_said_at_start_with_one_that_fits(capsys):
+    """Issue 38: ``--ema 0.999`` over 69 updates stayed at its start's test acc, with no word."""
+    from engine.checks import check_ema
+
+    check_ema(0.999, 69)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ema 0.999 averages over about 1000 updates and this run makes 69" in err
+    assert "--ema 0.855" in err
+    check_ema(0.9, 69)
+    check_ema(None, 69)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_command_a_run_tells_the_user_to_run_is_one_that_runs_here(tmp_path):
+    """Issue 38: after ``make train`` ``d2l-ignite`` is not on PATH, yet the last line told the user to run it."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PATH="/usr/bin:/bin", D2L_IGNITE_PLOT="0")
+    done = subprocess.run([sys.executable, "-m", "engine.app", "train", "--epochs", "1", "--out", "runs/x"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("View them again any time: "))
+    shown = line.split(": ", 1)[1].split(" visdom ")[0]
+    assert shown == f"{sys.executable} -m engine.app"
+    again = subprocess.run([*shown.split(), "runs", "runs"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert again.returncode == 0 and "runs/x" in again.stdout

@@ -12,7 +12,7 @@ from handlers.plot import VisdomAddress, new_env, server_url
 from handlers.plot.base import Plotter
 from handlers.plot.policy import make_plotter, plot_backend, serving, ssh_hint, stop_shared_server
 from handlers.visdom_server.shared import linger
-from handlers.plot.report import runs_path
+from handlers.plot.report import command, runs_path
 
 __all__ = ["plot_for_run", "new_run_dir", "run_for_rank", "run_name"]
 
@@ -122,7 +122,7 @@ def plot_for_run(
             if ssh_hint(link):
                 print(ssh_hint(link), flush=True)
         if os.path.isdir(os.path.join(folder, "visdom")):
-            print(f"View them again any time: d2l-ignite visdom --env-path {os.path.dirname(os.path.abspath(folder))}",
+            print(f"View them again any time: {command()} visdom --env-path {os.path.dirname(os.path.abspath(folder))}",
                   flush=True)
         _report(folder)
 

@@ -5,7 +5,7 @@ import os
 import secrets
 import time
 from handlers.plot.base import Plotter, close_all
-from handlers.plot.report import runs_path, say
+from handlers.plot.report import command, runs_path, say
 from handlers.plot.sender import Sender
 from handlers.plot.wire import VisdomAddress
 
@@ -92,4 +92,4 @@ class VisdomPlotter(Plotter):
             return
         self.replay_path = path
         say(f"{n} points are not in an env saved by {self.sender.address}; they are in {path} "
-            f"(send them later with: d2l-ignite replay {path})")
+            f"(send them later with: {command()} replay {path})")

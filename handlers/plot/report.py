@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["say", "runs_path", "RUNS_SETTING"]
+__all__ = ["say", "runs_path", "command", "RUNS_SETTING"]
 
 RUNS_SETTING = "D2L_IGNITE_RUNS"
 
@@ -22,3 +22,15 @@ def runs_path(*parts: str) -> str:
     """A path under the runs folder: ``runs_path(env)`` is a run's folder, ``runs_path("visdom")`` the
     local server's envs."""
     return os.path.join(os.environ.get(RUNS_SETTING) or "runs", *parts)
+
+
+def command() -> str:
+    """How to run the ``d2l-ignite`` command from here: its name when it is on ``PATH``, else the path of the
+    one running (``.venv/bin/d2l-ignite`` after ``make train``), else ``python -m engine.app``."""
+    import shutil
+
+    if shutil.which("d2l-ignite"):
+        return "d2l-ignite"
+    if os.path.basename(sys.argv[0]) == "d2l-ignite" and os.path.isfile(sys.argv[0]):
+        return sys.argv[0]
+    return f"{sys.executable} -m engine.app"
