@@ -88,13 +88,27 @@ def train_ch13(
                                  loss=loss if settings.wants_test_loss else None)
     main = is_main_process()
     plotter, owned = run_plotter(plot, out_dir) if main else (None, False)
+    try:
+        recipe, run = _prepared(net, trainer, engine, evaluator, run, settings, step, plotter, num_epochs, resume,
+                                handlers, parts, progress if main else False, run_title(net, trainer, train_iter))
+    except BaseException:
+        if owned:
+            plotter.discard()  # a run that never started leaves no record
+        raise
     manifest = RunManifest(plotter.out_dir, plotter.env, net, trainer, train_iter, num_epochs,
                            _chosen(options), run.label) if plotter is not None and plotter.out_dir else None
+    return _run(recipe, run, num_epochs, (plotter, owned), verbose and main, main, manifest)
+
+
+def _prepared(net: nn.Module, trainer: torch.optim.Optimizer, engine: Engine, evaluator: Engine, run: Placement,
+              settings: RecipeSettings, step: StepOptions, plotter: Plotter | None, num_epochs: int,
+              resume: str | None, handlers: Sequence[Callable[[Engine, Engine], Any]], parts: Sequence[Part],
+              progress: Progress, title: str) -> tuple[BookRecipe, Placement]:
+    """The recipe attached and, when resuming, the checkpoint loaded: everything that can refuse the run."""
     recipe = attach_book_recipe(
         engine, evaluator, run.test_iter, settings, num_epochs=num_epochs, device=run.device, devices_label=run.label,
         to_save={"model": net, "optimizer": trainer}, train_iter=run.train_iter, plotter=plotter, handlers=handlers,
-        parts=parts, progress=progress if main else False, plot_title=run_title(net, trainer, train_iter),
-        step_options=step)
+        parts=parts, progress=progress, plot_title=title, step_options=step)
     if resume is not None:
         per_epoch = updates_per_epoch(run.train_iter, step.accumulation_steps) if run.epoch_length else None
         skip = resume_run(resume, recipe.to_save, num_epochs, run.epoch_length, per_epoch)
@@ -102,7 +116,7 @@ def train_ch13(
             rng = recipe.attached.get("rng")
             run = replace(run, train_iter=view(ContinueEpoch, run.train_iter, skip,
                                                rng.restore_now if rng else lambda: None))
-    return _run(recipe, run, num_epochs, (plotter, owned), verbose and main, main, manifest)
+    return recipe, run
 
 
 def _chosen(options: dict[str, Any]) -> dict[str, Any]:

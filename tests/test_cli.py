@@ -117,3 +117,14 @@ def test_compare_errors_are_one_line_naming_the_fix(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
     name = compare_name([f"d2l-ignite-20261127-0000{i:02d}-abc{i:03d}" for i in range(40)])
     assert name.startswith("compare-40-runs-") and len(name) < 40
+
+
+def test_a_refused_resume_is_one_line_in_the_commands_words_and_leaves_no_folder(tmp_path):
+    """Issue 38: a resume of a finished run printed ``Run folder:``, left a folder with an empty PNG and named
+    the Python argument ``num_epochs``."""
+    first = cli("train", "--epochs", "1", "--no-plot", "--out", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    again = cli("train", "--epochs", "1", "--no-plot", "--out", str(tmp_path / "b"), "--resume", str(tmp_path / "a"))
+    assert again.returncode == 2 and "pass --epochs > 1 to train further" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1 and "Run folder" not in again.stdout
+    assert not (tmp_path / "b").exists()

@@ -127,3 +127,20 @@ def test_a_hostile_trace_name_neither_blanks_the_page_nor_runs_script(tmp_path):
     assert 'data-drawn="1"' in dom and "owned" not in re.search(r"<title>(.*?)</title>", dom).group(1)
     rows = list(csv.reader(open(tmp_path / "run" / "curves.csv")))
     assert [r[1] for r in rows[1:]] == names[:2] + ["'" + names[2]]  # no cell a spreadsheet runs as a formula
+
+
+def test_export_into_an_existing_folder_writes_there_and_leaves_no_temporary_file(tmp_path):
+    """Issue 38: ``--csv DIR`` named a temporary file in its error and left a ``.tmp-*`` copy each try."""
+    from handlers.plot.base import Plotter
+    from handlers.plot.wire import write_atomic
+
+    with Plotter("r", out_dir=str(tmp_path / "run")) as plotter:
+        plotter.add("w", "t", 1, 0.5)
+    (tmp_path / "out").mkdir()
+    done = _cli("export", str(tmp_path / "run"), "--csv", str(tmp_path / "out"), "--html", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["curves.csv", "curves.html"]
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_atomic(str(tmp_path / "taken"), lambda f: f.write(b"x"))
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")] == []

@@ -94,12 +94,19 @@ def _export(args: argparse.Namespace) -> int:
     folder = os.path.dirname(record)
     both = args.html is None and args.csv is None
     if both or args.html is not None:
-        path = args.html or os.path.join(folder, "curves.html")
+        path = _into(args.html, folder, "curves.html")
         print(f"{export_html(record, path, os.path.basename(os.path.abspath(folder)))} windows: {path}", flush=True)
     if both or args.csv is not None:
-        path = args.csv or os.path.join(folder, "curves.csv")
+        path = _into(args.csv, folder, "curves.csv")
         print(f"{export_csv(record, path)} points: {path}", flush=True)
     return 0
+
+
+def _into(given: str | None, folder: str, name: str) -> str:
+    """Where an export goes: the path given (a folder: ``name`` inside it), else ``name`` in the run folder."""
+    import os
+
+    return os.path.join(given, name) if given and os.path.isdir(given) else given or os.path.join(folder, name)
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:
@@ -188,7 +195,7 @@ def run_command(name: str, command: Callable[[], int | None]) -> int:
             traceback.print_exc()
             print(f"{name}: error: {type(e).__name__}: {e}", file=sys.stderr)
             return 1
-        print(f"{name}: error: {e}", file=sys.stderr)
+        print(f"{name}: error: {_as_flags(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM / SIGHUP turned into a clean stop
         signum = getattr(e, "signum", signal.SIGINT)
@@ -200,6 +207,13 @@ def run_command(name: str, command: Callable[[], int | None]) -> int:
             raise
         print(f"{name}: error: {failed[0]}", file=sys.stderr)
         return failed[1]
+
+
+def _as_flags(message: str) -> str:
+    """An error from the Python API in the command line's words: ``num_epochs`` is ``--epochs`` here."""
+    import re
+
+    return re.sub(r"\bnum_epochs\b", "--epochs", message)
 
 
 _INPUT_ERRORS = {"ValueError", "TypeError", "OSError", "RuntimeError", "ArithmeticError", "FileNotFoundError",

@@ -140,7 +140,8 @@ class Plotter:
         if self in _open:
             _open.remove(self)
         self._complete = self._finish(self.close_timeout if timeout is None else timeout)
-        if self.out_dir and self.store.windows:  # nothing plotted (a DDP rank > 0): no file
+        points = any(n for traces in self.store.counts().values() for n in traces.values())
+        if self.out_dir and points:  # nothing plotted (a DDP rank > 0, a run refused before its first step): no file
             self._write_record()
             png = os.path.abspath(os.path.join(self.out_dir, "curves.png"))  # as of now, whatever cwd comes next
             if png_in_background and self._complete:
@@ -148,6 +149,13 @@ class Plotter:
             else:
                 try_save_png(self.store, png)
         return self._complete
+
+    def discard(self) -> None:
+        """Close without a record: for a run refused before its first step (nothing of it is worth keeping)."""
+        self.stop()
+        self.closed = True
+        if self in _open:
+            _open.remove(self)
 
     def _write_record(self) -> None:
         """The run's env (what ``d2l-ignite visdom`` serves) and every point, whatever the back-end did."""

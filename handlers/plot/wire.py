@@ -101,7 +101,11 @@ def write_atomic(path: str, write: Callable[[Any], object]) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with exclusive_temp(path) as (f, tmp):
         write(f)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.remove(tmp)  # nothing of a failed write is left behind
+        raise
     return path
 
 
