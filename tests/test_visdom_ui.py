@@ -104,8 +104,8 @@ def test_saved_runs_are_served_and_compared_with_curves_visible(tmp_path):
         line = proc.stdout.readline()
         url = f"http://127.0.0.1:{port}"
         assert f"{url}/env/{names[1]}" in line  # the printed link opens the newest run
-        done = subprocess.run(cli + ["compare", *names, "--visdom", url, "--name", "cmp"], capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(cli + ["compare", "runs/a", "b", "--visdom", url, "--name", "cmp"], capture_output=True,
+                              text=True, timeout=60, cwd=tmp_path)  # a run folder and a run's name
         assert done.returncode == 0 and f"{url}/env/cmp" in done.stdout, done.stderr
         dom = browse(f"{url}/env/cmp", "--dump-dom").stdout
         ARTIFACTS.mkdir(exist_ok=True)
@@ -118,7 +118,8 @@ def test_saved_runs_are_served_and_compared_with_curves_visible(tmp_path):
         proc.send_signal(15)  # SIGTERM stops the command and its server
         proc.wait(30)
     legend = re.findall(r'class="legendtext"[^>]*>([^<]+)<', dom)
-    assert sorted(set(legend)) == sorted(names) and len(legend) == 2 * 4  # 4 windows (3 series + lr), 2 runs each
+    assert names == ["a", "b"]  # each env is named after its run folder
+    assert sorted(set(legend)) == ["lr 0.003", "lr 0.01"] and len(legend) == 2 * 4  # what differs; 4 windows, 2 runs
     lines = re.findall(r'class="js-line" d="(M[^"]+)"', dom)
     drawn = [d for d in lines if not d.startswith("M5,0h")]  # not legend swatches
     assert len(drawn) == 8, len(drawn)  # every run's curve is drawn in every window
