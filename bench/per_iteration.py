@@ -138,14 +138,16 @@ def _quiet() -> object:
         yield
 
 
-def measure(iterations: int, rounds: int, device: torch.device) -> dict[str, tuple[float, float]]:
-    """``{variant: (median µs per iteration, aten ops per iteration)}``, rounds interleaved."""
+def measure(iterations: int, rounds: int, device: torch.device) -> dict[str, tuple[float, float, float]]:
+    """``{variant: (median µs per iteration, median µs over the bare Engine's epoch of the same round, aten ops per
+    iteration)}``: every round runs each variant's epoch back to back (order alternating), so a difference is
+    taken between epochs that saw the same machine."""
     data = batches(iterations, device)
-    epochs = {name: make(data, device) for name, make in VARIANTS.items()}
-    epochs = {name: e[1] if isinstance(e, tuple) else e for name, e in epochs.items()}
+    made = {name: make(data, device) for name, make in VARIANTS.items()}
+    epochs = {name: e[1] if isinstance(e, tuple) else e for name, e in made.items()}
     times: dict[str, list[float]] = {name: [] for name in epochs}
     with _quiet():
-        for name, epoch in epochs.items():  # warm-up, then the ops of one epoch
+        for epoch in epochs.values():  # warm-up
             epoch()
         ops = {}
         for name, epoch in epochs.items():
@@ -153,19 +155,19 @@ def measure(iterations: int, rounds: int, device: torch.device) -> dict[str, tup
                 epoch()
             ops[name] = count.ops / iterations
         for r in range(rounds):
-            order = list(epochs) if r % 2 == 0 else list(reversed(epochs))
-            for name in order:
+            for name in list(epochs) if r % 2 == 0 else list(reversed(epochs)):
                 times[name].append(epochs[name]() / iterations * 1e6)
-    return {name: (statistics.median(t), ops[name]) for name, t in times.items()}
+    floor = times["bare Engine"]
+    return {name: (statistics.median(t), statistics.median(a - b for a, b in zip(t, floor)), ops[name])
+            for name, t in times.items()}
 
 
-def report(results: dict[str, tuple[float, float]]) -> list[str]:
-    floor = results["bare Engine"][0]
-    rows = ["| loop | µs / iteration | over a bare Engine | aten ops / iteration |", "|---|---|---|---|"]
-    rows += [f"| {name} | {us:.1f} | {us - floor:+.1f} | {ops:.1f} |" for name, (us, ops) in results.items()]
+def report(results: dict[str, tuple[float, float, float]]) -> list[str]:
+    rows = ["| loop | µs / iteration | over a bare Engine (paired) | aten ops / iteration |", "|---|---|---|---|"]
+    rows += [f"| {name} | {us:.1f} | {over:+.1f} | {ops:.1f} |" for name, (us, over, ops) in results.items()]
     return rows
 
 
 if __name__ == "__main__":
-    for row in report(measure(200, 5, torch.device(sys.argv[1] if len(sys.argv) > 1 else "cpu"))):
+    for row in report(measure(400, 15, torch.device(sys.argv[1] if len(sys.argv) > 1 else "cpu"))):
         print(row)
