@@ -128,3 +128,27 @@ def test_a_refused_resume_is_one_line_in_the_commands_words_and_leaves_no_folder
     assert again.returncode == 2 and "pass --epochs > 1 to train further" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1 and "Run folder" not in again.stdout
     assert not (tmp_path / "b").exists()
+
+
+def test_a_torchrun_restart_never_adopts_a_folder_its_first_attempt_refused(tmp_path, monkeypatch):
+    """Issue 38: attempt 0 refused ``--out`` ("already holds files"); the restart adopted it and wrote into it."""
+    import pytest as _pytest
+
+    from engine.app.run_dir import _run_folder
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-1")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("someone else's")
+    with _pytest.raises(FileExistsError, match="already holds files"):
+        _run_folder("theirs", "e")  # attempt 0
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    with _pytest.raises(FileExistsError, match="was not made by this job's first attempt"):
+        _run_folder("theirs", "e")
+    assert os.listdir(tmp_path / "theirs") == ["notes.txt"]
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    folder, _ = _run_folder("mine", "e")  # attempt 0 makes its folder; a restart finds and adopts it
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert _run_folder("mine", "e") == (folder, None)

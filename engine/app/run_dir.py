@@ -49,8 +49,12 @@ def new_run_dir(out: str | None, env: str) -> str:
 def _restart_folder(out: str | None) -> tuple[str | None, str | None]:
     """On a torchrun restart: the interrupted attempt's run folder and its newest checkpoint, said on stderr."""
     pointer = torchrun_pointer()
-    folder = out or (open(pointer).read().strip() if os.path.isfile(pointer) else None)
+    made = open(pointer).read().strip() if os.path.isfile(pointer) else None  # the folder attempt 0 made
     attempt = f"torchrun restart {restart_count()}"
+    if out is not None and (made is None or os.path.abspath(made) != os.path.abspath(out)):
+        raise FileExistsError(f"{attempt}: --out {out} was not made by this job's first attempt (it refused it, or "
+                              "another run made it); a restart never adopts it. Choose a new --out")
+    folder = made
     if folder is None or not os.path.isdir(folder):
         say(f"{attempt}: the interrupted run's folder is unknown (pass --out to make restarts resume); starting over")
         return None, None
@@ -70,7 +74,8 @@ def _run_folder(out: str | None, env: str) -> tuple[str, str | None]:
         if folder is not None:
             return folder, checkpoint
     folder = new_run_dir(out, env)
-    if under_torchrun() and out is None:  # where a restarted attempt looks for this folder
+    if under_torchrun():  # where a restarted attempt looks for the folder this one made
+        os.makedirs(os.path.dirname(torchrun_pointer()), exist_ok=True)
         with open(torchrun_pointer(), "w") as f:
             f.write(folder)
     return folder, None
@@ -105,7 +110,7 @@ def plot_for_run(
     plotter = make_plotter(backend, folder, url, env)
     try:
         yield plotter, folder, restarted
-        if under_torchrun() and out is None:  # the run ended well: no restart will look for it
+        if under_torchrun():  # the run ended well: no restart will look for it
             with contextlib.suppress(FileNotFoundError):
                 os.remove(torchrun_pointer())
     finally:
