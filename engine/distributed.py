@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import traceback
 from collections.abc import Iterable
+from typing import Any
 
 import ignite.distributed as idist
 import torch
@@ -76,7 +77,9 @@ def shard_loader(loader: Iterable, train: bool) -> DataLoader:
     if not isinstance(loader, DataLoader):
         raise TypeError(f"under DDP the loaders must be torch DataLoaders to be sharded, got {type(loader).__name__}; "
                         "or shard your data yourself and pass distributed=False")
-    if sampler_with_epoch(loader) is not None or isinstance(loader.sampler, DistributedSampler):
+    sharded = sampler_with_epoch(loader) or (loader.sampler if isinstance(loader.sampler, DistributedSampler) else None)
+    if sharded is not None:
+        _check_sharded(sharded, loader, train)
         return loader
     if loader.batch_size is None or not isinstance(loader.sampler, (RandomSampler, SequentialSampler)):
         raise ValueError(f"under DDP the {'training' if train else 'test'} loader's batches are split across "
@@ -92,6 +95,23 @@ def shard_loader(loader: Iterable, train: bool) -> DataLoader:
     collate = EmptySafeCollate(loader.collate_fn, loader.dataset)
     return DataLoader(loader.dataset, batch_sampler=batches, collate_fn=collate,
                       pin_memory=loader.pin_memory or idist.device().type == "cuda", **workers)
+
+
+def _check_sharded(sampler: Any, loader: DataLoader, train: bool) -> None:
+    """A sampler with ``set_epoch`` is taken as this process's shard; one that draws the whole data set in every
+    process is refused: each would train on all of it while the update is scaled for its share."""
+    if hasattr(sampler, "num_replicas") or idist.get_world_size() == 1 or sampler is getattr(loader, "batch_sampler",
+                                                                                             None):
+        return
+    try:
+        drawn, size = len(sampler), len(loader.dataset)
+    except TypeError:
+        return
+    if drawn >= size:
+        raise ValueError(f"under DDP the {'training' if train else 'test'} loader's sampler "
+                         f"({type(sampler).__name__}) has set_epoch but draws all {size} examples in every process: "
+                         "each would train on the whole data set; give it this process's share (DistributedSampler("
+                         "dataset, shuffle=True)), or pass shuffle=True and let the batches be split across processes")
 
 
 def _agreed_seed(loader: DataLoader) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import subprocess
@@ -34,6 +35,7 @@ def _plain(value: Any) -> Any:
     return type(value).__name__
 
 
+@functools.cache  # once per process: a run's fixed cost stays a few milliseconds
 def _versions() -> dict[str, str]:
     found = {"python": sys.version.split()[0]}
     for name in _PACKAGES:
@@ -44,14 +46,15 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _git_commit() -> str | None:
+@functools.cache
+def _git_commit(folder: str) -> str | None:
     """The commit of the checkout the run was started from (``+dirty`` with uncommitted changes), if any."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=folder)
         if head.returncode != 0:
             return None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5).stdout.strip()
+                               text=True, timeout=5, cwd=folder).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
     return head.stdout.strip() + ("+dirty" if dirty else "")
@@ -71,7 +74,7 @@ class RunManifest:
                                 "lr": _plain(group.get("lr")), "batch_size": getattr(train_iter, "batch_size", None),
                                 "epochs": num_epochs, "devices": devices,
                                 **{k: _plain(v) for k, v in call.items() if v is not None}},
-            "versions": _versions(), "git": _git_commit(), "final": {},
+            "versions": dict(_versions()), "git": _git_commit(os.getcwd()), "final": {},
         }
         self._write()
 

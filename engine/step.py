@@ -117,6 +117,8 @@ def reduce_loss(l: torch.Tensor, y: torch.Tensor,
         return total, total
     if getattr(loss, "reduction", "mean") == "sum":
         return l, l
+    if y.shape[0] == 0:  # a mean over no example (a process's empty share of a last batch) is nan: it adds nothing
+        return l.nan_to_num(0.0) * 0, l.nan_to_num(0.0) * 0
     return l * y.shape[0], l
 
 

@@ -76,3 +76,36 @@ def test_a_one_cycle_schedule_shorter_than_the_run_is_refused_before_the_first_s
         train_ch13(net, train, test, nn.CrossEntropyLoss(reduction="none"), opt, 2, plot=False, verbose=False,
                    lr_scheduler=short)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_a_sampler_with_set_epoch_that_draws_everything_is_refused_under_ddp(monkeypatch):
+    """Issue 38: any sampler with ``set_epoch`` was taken as sharded; a whole-data-set shuffler made every process
+    train on all the data (weights 0.34 away from one process, no word)."""
+    import ignite.distributed as idist
+    from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, TensorDataset
+
+    from engine.distributed import shard_loader
+
+    class EpochShuffler(RandomSampler):
+        def set_epoch(self, epoch: int) -> None:
+            self.generator = torch.Generator().manual_seed(epoch)
+
+    data = TensorDataset(torch.randn(64, 4), torch.randint(0, 3, (64,)))
+    monkeypatch.setattr(idist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(idist, "get_rank", lambda: 0)
+    with pytest.raises(ValueError, match="draws all 64 examples in every process"):
+        shard_loader(DataLoader(data, 8, sampler=EpochShuffler(data)), train=True)
+    sharded = DataLoader(data, 8, sampler=DistributedSampler(data, num_replicas=2, rank=0))
+    assert shard_loader(sharded, train=True) is sharded
+
+
+def test_a_mean_loss_over_an_empty_share_adds_nothing_instead_of_nan():
+    """Issue 38: 65 examples, batch 64, 2 processes: one process's share of the last batch is empty, and a mean
+    loss over it was nan, ending the run in the NaN guard."""
+    from engine.step import reduce_loss
+
+    net = torch.nn.Linear(4, 3)
+    y_hat, y = net(torch.empty(0, 4)), torch.empty(0, dtype=torch.long)
+    loss_sum, objective = reduce_loss(torch.nn.CrossEntropyLoss()(y_hat, y), y, torch.nn.CrossEntropyLoss())
+    objective.backward()
+    assert float(loss_sum) == 0.0 and all(torch.isfinite(p.grad).all() for p in net.parameters())
