@@ -118,3 +118,25 @@ def test_the_cli_names_a_spawned_process_s_bad_input_in_one_line(capsys):
     said = "d2l-ignite train: error: process 1: ValueError: --data-dir /nowhere holds no data set"
     assert err.splitlines()[-1] == said
     assert err.count("holds no data set") == 1  # above it, at most torch's line on stopping the other process
+
+
+def test_sigterm_to_nproc_per_node_reaches_every_worker(tmp_path):
+    """Issue 38: ``kill`` (SIGTERM) to ``d2l-ignite train --nproc-per-node 2``, as ``docker stop`` and schedulers
+    stop a job, never reached the workers, which trained to the end."""
+    run = subprocess.Popen([sys.executable, "-u", *TRAIN, "--epochs", "200", "--out", str(tmp_path / "run"),
+                            "--nproc-per-node", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "run").glob("last_checkpoint_*.pt")) and time.monotonic() < deadline:
+            time.sleep(0.2)  # an epoch done: every worker trains
+        children = [int(c) for c in open(f"/proc/{run.pid}/task/{run.pid}/children").read().split()]
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "stopped by SIGTERM" in err and list((tmp_path / "run").glob("interrupted_checkpoint_*.pt"))
+    assert not list((tmp_path / "run").glob("last_checkpoint_200.pt"))  # it did not train to the end
+    for pid in children:  # no worker left behind
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z"

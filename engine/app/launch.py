@@ -51,8 +51,40 @@ def launch(fn: Callable[..., Any], args: argparse.Namespace, *, nproc_per_node: 
                                                    ("master_port", master_port)) if v is not None}
         if (nnodes or 1) == 1:
             spawn.update(_local_rendezvous(master_addr, master_port))
-        with _gpus_for(nproc_per_node or 1, backend), idist.Parallel(backend=backend, **spawn) as parallel:
-            parallel.run(_Finished(fn), args)
+        with _signals_forwarded() as got, _gpus_for(nproc_per_node or 1, backend), \
+                idist.Parallel(backend=backend, **spawn) as parallel:
+            try:
+                parallel.run(_Finished(fn), args)
+            except Exception:
+                if not got:
+                    raise
+            if got:  # the workers stopped as Ctrl-C stops a run (each saved its checkpoint): so does this command
+                from handlers.guards import Stopped
+
+                raise Stopped(got[0])
+
+
+@contextlib.contextmanager
+def _signals_forwarded() -> Iterator[list[int]]:
+    """SIGTERM / SIGHUP to this spawning process (``kill``, ``docker stop``, a scheduler) reach every worker as
+    SIGTERM, which each handles as Ctrl-C; the signals received are listed for the caller."""
+    import multiprocessing
+    import signal
+
+    got: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        got.append(signum)
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)  # type: ignore[arg-type]
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield got
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
