@@ -93,13 +93,18 @@ class Recipe:
         if missing:
             raise ValueError(f"this recipe needs its parts {missing} (removed or never added); add a part of that "
                              "name in their place")
-        parts, self.parts = sorted(self.parts, key=lambda p: p.stage), []
-        for part in parts:
+        for part in sorted(self.parts, key=lambda p: p.stage):
+            if part.name in self.attached:  # attached by an earlier call
+                continue
             before = _handler_counts(self.trainer, self.evaluator)
-            result = part.attach(self)
+            try:
+                result = part.attach(self)
+            except BaseException:  # the parts stay added (a retry attaches the rest); what was made for them goes
+                for made in self.attached.values():
+                    getattr(made, "abandon", lambda: None)()
+                raise
             self.attached[part.name] = result
             self.events[part.name] = _new_events(before, _handler_counts(self.trainer, self.evaluator))
-            self.parts.append(part)
             if part.save is not None and hasattr(result, "state_dict") and hasattr(result, "load_state_dict"):
                 self.to_save[part.save] = result
         return self

@@ -111,7 +111,11 @@ def _prepared(net: nn.Module, trainer: torch.optim.Optimizer, engine: Engine, ev
         parts=parts, progress=progress, plot_title=title, step_options=step)
     if resume is not None:
         per_epoch = updates_per_epoch(run.train_iter, step.accumulation_steps) if run.epoch_length else None
-        skip = resume_run(resume, recipe.to_save, num_epochs, run.epoch_length, per_epoch)
+        try:
+            skip = resume_run(resume, recipe.to_save, num_epochs, run.epoch_length, per_epoch)
+        except BaseException:
+            recipe.checkpoints.abandon()  # a folder made for this run goes with it
+            raise
         if skip:  # a Ctrl-C mid-epoch: that epoch goes on with the examples it had not seen
             rng = recipe.attached.get("rng")
             run = replace(run, train_iter=view(ContinueEpoch, run.train_iter, skip,

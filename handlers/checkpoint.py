@@ -109,6 +109,12 @@ class Checkpoints:
     last: Checkpoint | None = None
     best: Checkpoint | None = None
     interrupted: Checkpoint | None = None
+    made: str | None = None  # the folder, when attaching made it
+
+    def abandon(self) -> None:
+        """The run was refused before its first step: the folder made for it goes, if nothing is in it."""
+        if self.made and os.path.isdir(self.made) and not os.listdir(self.made):
+            os.rmdir(self.made)
 
     def last_file(self, which: str = "last") -> str | None:
         """The file ``which`` handler wrote last (Ignite's ``last_checkpoint`` includes its folder)."""
@@ -123,6 +129,7 @@ def attach_checkpoints(
 
     Attach last, so the files hold the epoch's evaluation, history and plot points.
     """
+    made = not os.path.isdir(folder)
     if idist.get_rank() == 0:  # only rank 0 writes (Ignite's DiskSaver)
         check_folder(folder, checkpoint_size(to_save))
 
@@ -140,7 +147,8 @@ def attach_checkpoints(
     for handler in (best, last):  # best first: the epoch's last file records the best so far, this epoch's too
         if handler is not None:
             trainer.add_event_handler(Events.EPOCH_COMPLETED, handler)
-    return Checkpoints(last, best, saver("interrupted", global_step_transform=lambda e, _: e.state.iteration))
+    return Checkpoints(last, best, saver("interrupted", global_step_transform=lambda e, _: e.state.iteration),
+                       folder if made else None)
 
 
 class _BestSoFar:

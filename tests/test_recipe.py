@@ -229,3 +229,29 @@ def test_each_piece_alone_gives_the_fused_handlers_figures(digits):
     assert ta.examples == tb.examples == 320 and len(ta.epoch_seconds) == len(tb.epoch_seconds) == 2
     (_, _, ga), (_, _, gb) = _figures_at_points(fused, batches), _figures_at_points(alone, batches)
     assert ga.iteration == gb.iteration == 8 and ga.epoch == gb.epoch == 1
+
+
+def test_a_part_whose_attach_fails_leaves_nothing_and_a_retry_attaches_the_rest(digits, tmp_path):
+    """Issue 38: a Part whose attach raised left the empty checkpoint folder, and a failed attach() dropped that
+    part and every later one (a retry then said the user had removed them)."""
+    from engine import Part, Stage, book_recipe, create_evaluator, create_trainer
+
+    _, te = loaders(*digits, 64, 32, 16)
+    net = small_cnn()
+    trainer = create_trainer(net, LOSS, torch.optim.SGD(net.parameters(), 0.1))
+    calls = []
+
+    def flaky(recipe):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("not yet")
+        return "ok"
+
+    recipe = book_recipe(trainer, create_evaluator(net), te, num_epochs=1, checkpoint_dir=str(tmp_path / "ck"),
+                         to_save={"model": net}, parts=[Part("late", flaky, Stage.PROGRESS)])
+    with pytest.raises(RuntimeError, match="not yet"):
+        recipe.attach()
+    assert not (tmp_path / "ck").exists()  # the folder made for the run went with it
+    assert "late" in [p.name for p in recipe.parts]
+    recipe.attach()  # the retry attaches what is left, once
+    assert recipe.attached["late"] == "ok" and len(calls) == 2
