@@ -390,3 +390,16 @@ def _plot_in_child(out_dir: str) -> None:
     plotter.add("w", "t", 1, 0.5)
     assert plotter.sender.wait_delivered(5) is False and plotter.sender.down_since is not None  # it tried
     plotter.close()
+
+
+def test_a_server_gone_at_the_last_batch_is_replaced_and_gets_every_point(server, tmp_path):
+    """Issue 38: the shared server killed during a run's last batch was not replaced (the reroute was skipped
+    while closing): the points went to the replay log although a re-send is promised."""
+    plotter = VisdomPlotter("http://127.0.0.1:9", "late-move", out_dir=str(tmp_path), connect_timeout=0.2)
+    plotter.sender.reconnect = lambda: server.url  # what the policy answers: this user's server now
+    plotter.sender._next_reconnect = float("inf")  # as if it had just been asked, mid-run
+    for i in range(5):
+        plotter.add("loss", "train loss", i, 1 / (1 + i))
+    assert plotter.close() is True and plotter.replay_path is None
+    assert plotter.url == server.url
+    assert trace_counts(server.url, "late-move", "loss") == {"train loss": 5}

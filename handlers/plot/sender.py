@@ -70,7 +70,6 @@ class Sender:
         self._next_reconnect = 0.0
         self._drawn_at: dict[str, float] = {}  # when a long window was last re-drawn whole
 
-    # -- training thread -------------------------------------------------------------------------
     def notify(self, win: str, trace: str | None = None) -> None:
         """Never blocks: a full queue only makes the worker re-send from the store.
 
@@ -165,6 +164,8 @@ class Sender:
             return self._send_at
         try:
             self._round()
+            if self._stopping and self.down_since is not None and self._rerouted(now=True):
+                self._round()  # the server went away at the very end: its replacement gets everything now
         finally:
             self._notify()
         if self._stopping:
@@ -211,10 +212,10 @@ class Sender:
         self._send_at = time.monotonic() + max(self._backoff, self.min_interval)
         self._backoff = min(self._backoff * 2, 5.0)
 
-    def _rerouted(self) -> bool:
-        """Ask ``reconnect`` (at most every 5 s) for a server that answers; on a new address, every window goes
-        there whole. True when the address changed."""
-        if self.reconnect is None or time.monotonic() < self._next_reconnect:
+    def _rerouted(self, now: bool = False) -> bool:
+        """Ask ``reconnect`` (at most every 5 s, unless ``now``: the last chance at close) for a server that
+        answers; on a new address, every window goes there whole. True when the address changed."""
+        if self.reconnect is None or (time.monotonic() < self._next_reconnect and not now):
             return False
         self._next_reconnect = time.monotonic() + 5.0
         url = self.reconnect()
