@@ -210,3 +210,17 @@ def test_planted_links_in_the_state_folder_are_never_followed(tmp_path, monkeypa
     finally:
         shared.release()
         os.kill(server.pid, signal.SIGTERM)
+
+
+def test_a_replay_log_that_draws_a_text_pane_is_refused_by_line(tmp_path):
+    """Issue 36: replay checked endpoints, not window kinds: a crafted log stored a text pane with script."""
+    import json
+
+    from handlers.plot import read_log
+
+    log = tmp_path / "visdom-replay.log"
+    line = {"data": [{"x": [1], "y": [2], "type": "scatter", "name": "t"}], "win": "w", "eid": "e"}
+    pane = {"data": [{"content": "<script>alert(1)</script>", "type": "text"}], "win": "x", "eid": "e"}
+    log.write_text(json.dumps(["events", line]) + "\n" + json.dumps(["events", pane]) + "\n")
+    with pytest.raises(ValueError, match=r"visdom-replay.log:2 draws 'text' windows"):
+        read_log(str(log))

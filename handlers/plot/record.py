@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,17 @@ def write_points(store: PlotStore, folder: str) -> str:
 
 def read_points(path: str, times: bool = False) -> list[tuple[str, dict[str, Any], dict[str, tuple]]]:
     """``[(window, opts, {trace: (xs, ys)})]`` from a ``curves.npz``; with ``times``, ``(xs, ys, wall times)``
-    (nan where a record has none)."""
+    (nan where a record has none). A file this project did not write is a ``ValueError`` naming it."""
+    try:
+        return _read_points(path, times)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"{path} is not a curves.npz this project wrote ({type(e).__name__}); re-export from a "
+                         "run folder, or run again") from None
+
+
+def _read_points(path: str, times: bool) -> list[tuple[str, dict[str, Any], dict[str, tuple]]]:
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
 
