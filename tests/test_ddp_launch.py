@@ -120,9 +120,10 @@ def test_the_cli_names_a_spawned_process_s_bad_input_in_one_line(capsys):
     assert err.count("holds no data set") == 1  # above it, at most torch's line on stopping the other process
 
 
-def test_sigterm_to_nproc_per_node_reaches_every_worker(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_to_nproc_per_node_reaches_every_worker(tmp_path, signum):
     """Issue 38: ``kill`` (SIGTERM) to ``d2l-ignite train --nproc-per-node 2``, as ``docker stop`` and schedulers
-    stop a job, never reached the workers, which trained to the end."""
+    stop a job, never reached the workers, which trained to the end; a closed terminal (SIGHUP) likewise."""
     run = subprocess.Popen([sys.executable, "-u", *TRAIN, "--epochs", "200", "--out", str(tmp_path / "run"),
                             "--nproc-per-node", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            cwd=ROOT)
@@ -131,12 +132,13 @@ def test_sigterm_to_nproc_per_node_reaches_every_worker(tmp_path):
         while not list((tmp_path / "run").glob("last_checkpoint_*.pt")) and time.monotonic() < deadline:
             time.sleep(0.2)  # an epoch done: every worker trains
         children = [int(c) for c in open(f"/proc/{run.pid}/task/{run.pid}/children").read().split()]
-        run.send_signal(signal.SIGTERM)
+        run.send_signal(signum)
         out, err = run.communicate(timeout=120)
     finally:
         run.kill()
-    assert run.returncode == 128 + signal.SIGTERM, err[-3000:]
-    assert "stopped by SIGTERM" in err and list((tmp_path / "run").glob("interrupted_checkpoint_*.pt"))
+    assert run.returncode == 128 + signum, err[-3000:]
+    assert f"stopped by {signal.Signals(signum).name}" in err
+    assert list((tmp_path / "run").glob("interrupted_checkpoint_*.pt"))
     assert not list((tmp_path / "run").glob("last_checkpoint_200.pt"))  # it did not train to the end
     for pid in children:  # no worker left behind
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z"

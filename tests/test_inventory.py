@@ -176,12 +176,15 @@ def _loader(shape: str, n: int, batch: int):
         "generator": lambda: ((X[i:i + batch], y[i:i + batch]) for i in range(0, n, batch)),
         "dict_batches": lambda: [{"x": X[i:i + batch], "y": y[i:i + batch]} for i in range(0, n, batch)],
         "triples": lambda: [(X[i:i + batch], y[i:i + batch], y[i:i + batch]) for i in range(0, n, batch)],
+        "collate": lambda: DataLoader(data, batch, collate_fn=lambda b: (torch.stack([x for x, _ in b]) * 2,
+                                                                          torch.stack([t for _, t in b]))),
+        "collate_dict": lambda: DataLoader(data, batch, collate_fn=lambda b: {"X": torch.stack([x for x, _ in b])}),
     }[shape]()
 
 
-@settings(max_examples=24, deadline=None, derandomize=True)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(shape=st.sampled_from(["list", "dataloader", "drop_last", "stream", "batch_sampler", "generator",
-                              "dict_batches", "triples"]),
+                              "dict_batches", "triples", "collate", "collate_dict"]),
        n=st.integers(0, 20), batch=st.integers(1, 8), epochs=st.integers(1, 2))
 def test_any_loader_shape_trains_or_is_refused_in_one_line(shape, n, batch, epochs):
     from engine import train_ch13
