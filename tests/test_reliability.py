@@ -193,11 +193,14 @@ def test_nproc_per_node_picks_a_free_master_port_and_names_a_busy_one(tmp_path):
         assert ok.returncode == 0, ok.stderr[-2000:]
 
 
-def test_single_node_rendezvous_listens_on_loopback():
+def test_single_node_rendezvous_listens_on_no_port():
     from engine.app.launch import _local_rendezvous
 
     where = _local_rendezvous(None, None)
-    assert where["master_addr"] == "127.0.0.1" and _free(where["master_port"])
+    assert where["init_method"].startswith("file://") and oct(os.stat(where["init_method"][7:-6]).st_mode)[-3:] == \
+        "700"  # a file in a folder of this user's: no TCP store, nothing to reach from another machine
+    given = _local_rendezvous("127.0.0.1", None)
+    assert given["master_addr"] == "127.0.0.1" and _free(given["master_port"])
 
 
 def _free(port: int) -> bool:

@@ -224,3 +224,46 @@ def test_a_replay_log_that_draws_a_text_pane_is_refused_by_line(tmp_path):
     log.write_text(json.dumps(["events", line]) + "\n" + json.dumps(["events", pane]) + "\n")
     with pytest.raises(ValueError, match=r"visdom-replay.log:2 draws 'text' windows"):
         read_log(str(log))
+
+
+def _listening(pid: int) -> set[str]:
+    """The local addresses ``pid`` listens on (its sockets' inodes matched in the kernel's tables)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                found.add(fields[1].split(":")[0])
+    return found
+
+
+@pytest.mark.slow
+def test_a_two_process_job_on_one_machine_listens_on_loopback_only(tmp_path):
+    """Issue 36: ``--nproc-per-node`` left torch's rendezvous store listening on every interface."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = subprocess.Popen([sys.executable, "-m", "engine.app", "train", "--model", "mlp", "--no-plot",
+                            "--no-progress", "--epochs", "200", "--nproc-per-node", "2", "--out", str(tmp_path / "r")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "r").glob("last_checkpoint_*.pt")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = [int(c) for c in open(f"/proc/{run.pid}/task/{run.pid}/children").read().split()]
+        listening = set().union(*(_listening(pid) for pid in [run.pid, *workers]))
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.communicate(timeout=120)
+    loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 as the kernel writes them
+    assert len(workers) >= 2 and listening <= loopback, listening

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -165,15 +166,28 @@ def _in_torchrun_group(fn: Callable[..., Any], args: argparse.Namespace, backend
 
 
 def _local_rendezvous(addr: str | None, port: int | None) -> dict[str, object]:
-    """One machine: the processes meet on loopback (nothing listens on other interfaces), on a free
-    port unless one is given (a busy one is named before any process starts)."""
-    from handlers.visdom_server import free_port, port_in_use
+    """One machine: the processes meet through a file in a private folder, so no rendezvous store listens on a
+    port, and gloo / NCCL talk over the loopback interface only. A ``--master-addr`` / ``--master-port`` given is
+    used as torch's TCP store (it listens on every interface; a busy port is named before any process starts)."""
+    from handlers.visdom_server import port_in_use
 
+    if addr is None and port is None:
+        import atexit
+        import shutil
+
+        folder = tempfile.mkdtemp(prefix="d2l-ignite-rendezvous-")  # 0700: this user's alone
+        atexit.register(shutil.rmtree, folder, True)
+        loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), "lo")
+        for variable in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):  # inherited by the spawned processes
+            os.environ.setdefault(variable, loopback)
+        return {"init_method": f"file://{folder}/store"}
     addr = addr or "127.0.0.1"
-    if port is None:
-        port = free_port(addr)
-    elif port_in_use(addr, port):
+    if port is not None and port_in_use(addr, port):
         raise ValueError(f"--master-port {port} is in use on {addr}; choose another, or leave it out for a free one")
+    if port is None:
+        from handlers.visdom_server import free_port
+
+        port = free_port(addr)
     return {"master_addr": addr, "master_port": port}
 
 
