@@ -131,7 +131,11 @@ def test_gathering_a_runs_folder_never_writes_through_a_planted_link(tmp_path):
     secret.write_text("private")
     (tmp_path / "runs" / "r2" / "visdom").mkdir(parents=True)
     (tmp_path / "runs" / "r2" / "visdom" / "r2.json").symlink_to(secret)
+    pane = {"jsons": {"x": {"content": {"data": [{"type": "text", "content": "<script>alert(1)</script>"}]}}}}
+    (tmp_path / "runs" / "r3" / "visdom").mkdir(parents=True)
+    (tmp_path / "runs" / "r3" / "visdom" / "r3.json").write_text(__import__("json").dumps(pane))
     copied = gather(str(tmp_path / "runs"), str(served))
+    assert not (served / "r3.json").exists()  # only the line plots this project writes are served
     assert precious.read_text() == "mine" and not (served / "r1.json").is_symlink()
     assert (served / "r1.json").read_text() == '{"jsons": {}, "reload": {}}'
     assert not (served / "r2.json").exists() and copied == [str(served / "r1.json")]

@@ -126,6 +126,18 @@ def _drop_record(path: str) -> None:
         os.remove(path)
 
 
+def _only_lines(path: str) -> bool:
+    """A regular file holding a Visdom env of line plots only, as this project writes them (a text pane renders
+    raw HTML: an env from a tarball or a checkout could carry script into the page)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            env = json.load(f)
+        windows = env["jsons"].values()
+        return all(d.get("type") == "scatter" for w in windows for d in w["content"]["data"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def gather(runs: str, env_path: str) -> list[str]:
     """Copy every ``runs/*/visdom/<env>.json`` that is newer than its copy into ``env_path`` (Visdom serves one
     flat folder); return the copies made. A link is never followed: not as a source (a runs folder from a tarball
@@ -137,7 +149,7 @@ def gather(runs: str, env_path: str) -> list[str]:
     copied = []
     for found in glob.glob(os.path.join(runs, "*", "visdom", "*.json")):
         target = os.path.join(env_path, os.path.basename(found))
-        if os.path.islink(found) or os.path.islink(os.path.dirname(found)) or not os.path.isfile(found):
+        if os.path.islink(found) or os.path.islink(os.path.dirname(found)) or not _only_lines(found):
             continue
         if os.path.islink(target) or not os.path.exists(target) or os.path.getmtime(found) > os.path.getmtime(target):
             fd, tmp = tempfile.mkstemp(dir=env_path, prefix=".gather-")
