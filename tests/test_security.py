@@ -271,3 +271,38 @@ def test_a_two_process_job_on_one_machine_listens_on_loopback_only(tmp_path):
         run.communicate(timeout=120)
     loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 as the kernel writes them
     assert len(workers) >= 2 and listening <= loopback, listening
+
+
+@pytest.mark.slow
+def test_replay_without_a_url_goes_to_this_users_server_not_whatever_answers_on_8097(tmp_path):
+    """Issue 36: ``replay`` with no ``--visdom`` sent to 8097 even when the user's own server was elsewhere."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from handlers.visdom_server import leases
+
+    from handlers.plot.record import page_message
+    from handlers.plot.store import PlotStore
+    from handlers.plot.wire import write_log
+
+    store, log = PlotStore(), tmp_path / "visdom-replay.log"
+    store.window("w", {"title": "w", "legend": ["t"]})
+    store.add("w", "t", 1, 3.0)
+    store.add("w", "t", 2, 4.0)
+    write_log(str(log), [page_message(store, "replayed", "w")[0]])  # as a run writes it
+    env = {k: v for k, v in os.environ.items() if k != "VISDOM_URL"}
+    env["D2L_IGNITE_STATE"] = str(tmp_path / "state")
+    done = subprocess.run([sys.executable, "-m", "engine.app", "replay", str(log)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    records = list((tmp_path / "state").glob("visdom-*.json"))
+    try:
+        assert done.returncode == 0, done.stderr
+        (record,) = records
+        server = json.loads(record.read_text())
+        assert f"to {server['url']}" in done.stdout and leases.runs_server(server["pid"])
+        assert trace_counts(server["url"], "replayed", "w") == {"t": 2}
+    finally:
+        for record in records:
+            os.kill(json.loads(record.read_text())["pid"], signal.SIGTERM)

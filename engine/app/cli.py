@@ -112,7 +112,8 @@ def _into(given: str | None, folder: str, name: str) -> str:
 def _add_replay(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="send a replay log (points a run could not deliver) to a Visdom server")
     p.add_argument("log", help="the visdom-replay.log a run wrote")
-    p.add_argument("--visdom", default=None, metavar="URL", help="server (default: $VISDOM_URL or 127.0.0.1:8097)")
+    p.add_argument("--visdom", default=None, metavar="URL",
+                   help="server (default: $VISDOM_URL, else this user's shared local server, started if needed)")
     p.set_defaults(func=_replay)
 
 
@@ -158,11 +159,15 @@ def _serve_until_stopped(server: object) -> int:
 def _replay(args: argparse.Namespace) -> int:
     import requests
 
-    from handlers.plot import VisdomAddress, read_log, server_url
+    from handlers.plot import VisdomAddress, read_log
+    from handlers.plot.policy import live_url
     from handlers.plot.wire import Wire
 
-    address = VisdomAddress(server_url(args.visdom))
-    entries = read_log(args.log)
+    entries = read_log(args.log)  # a bad log is refused before any server is asked for
+    url, _ = live_url(args.visdom)  # the same rule as a run: yours if named, else this user's shared server
+    if url is None:
+        raise ConnectionError("no Visdom server could be had for the replay; pass --visdom URL of one that runs")
+    address = VisdomAddress(url)
     wire = Wire(address)
     try:
         for endpoint, msg in entries:
