@@ -60,17 +60,19 @@ class RunBar:
             from IPython.display import display
             from tqdm.notebook import tqdm as notebook_tqdm
 
-            self.bar = notebook_tqdm(total=total, initial=engine.state.iteration, desc=self._label(engine),
+            self.bar = notebook_tqdm(total=total, initial=engine.state.iteration, desc=self._label(engine, True),
                                      leave=True, display=False)
             self.shown = display(self.bar.container, display_id=True)  # re-shown at the end: the saved text
         else:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=engine.state.iteration, desc=self._label(engine), leave=False,
+            self.bar = tqdm(total=total, initial=engine.state.iteration, desc=self._label(engine, True), leave=False,
                             mininterval=0.1, dynamic_ncols=True)
 
-    def _label(self, engine: Engine) -> str:
-        return f"{self.desc} {engine.state.epoch}/{engine.state.max_epochs}"
+    def _label(self, engine: Engine, coming: bool = False) -> str:
+        """``epoch 2/10``: at the start, the epoch about to run."""
+        epoch = min(engine.state.epoch + 1, engine.state.max_epochs or 1) if coming else engine.state.epoch
+        return f"{self.desc} {epoch}/{engine.state.max_epochs}"
 
     def _step(self, engine: Engine) -> None:
         self.pending += 1

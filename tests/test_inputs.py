@@ -180,7 +180,7 @@ def test_progress_bar_draws_without_breaking_numbers(digits, capsys):
     ha = train_ch13(a, train_iter, test_iter, CE, torch.optim.SGD(a.parameters(), 0.1), 2, CPU, progress=True,
                     plot=False, verbose=False)
     err = capsys.readouterr().err
-    assert "epoch [1/2]" in err and "%|" in err  # an Ignite/tqdm bar on stderr
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "%|" in err  # one tqdm bar on stderr, cleared at the end
     hb = train_ch13(b, train_iter, test_iter, CE, torch.optim.SGD(b.parameters(), 0.1), 2, CPU, progress=False,
                     plot=False, verbose=False)
     assert ha.train_loss == hb.train_loss and ha.test_acc == hb.test_acc
