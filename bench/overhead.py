@@ -124,9 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"per-iteration cost over a bare Ignite Engine, trivial step: ours {costs['ours'][1]:+.1f} us "
           f"(target <= 5 us), ours with its progress display {costs['ours+bar'][1]:+.1f} us (target <= 15 us); "
           f"Ignite's factory with Accuracy and Loss {costs['ignite'][1]:+.1f} us, with its ProgressBar "
-          f"{costs['ignite+bar'][1]:+.1f} us (median of {rounds} rounds of paired epochs x {iterations} iterations)")
+          f"{costs['ignite+bar'][1]:+.1f} us (fastest of {rounds} interleaved epochs x {iterations} iterations, CPU "
+          "time)")
     print(f"aten ops per iteration: ours {costs['ours'][2]:.1f}, the hand loop with the book's figures "
-          f"{costs['hand+book'][2]:.1f} (target: ours <= it), the bare hand loop {costs['hand'][2]:.1f}")
+          f"{costs['hand+book'][2]:.1f} (target: ours <= it), the bare hand loop {costs['hand'][2]:.1f}; Python calls "
+          f"per iteration: ours {costs['ours'][3]:.0f}, with the bar {costs['ours+bar'][3]:.0f}, a bare Engine "
+          f"{costs['bare Engine'][3]:.0f}")
     print(f"fixed cost of a call, plots off: {fixed_cost(False, repeats):.1f} ms (target <= 30 ms)")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp, LocalVisdom(env_path=tmp) as server:

@@ -9,7 +9,9 @@ project's own step body) run by every loop a user could write, interleaved round
 - ``ignite``, ``ignite+bar``: Ignite's ``create_supervised_trainer`` with ``Accuracy`` and ``Loss`` on the
   training device, without and with Ignite's ``ProgressBar``.
 Each figure is the median over rounds of an epoch's time per iteration (µs), from the epoch's first to its
-last handler (the epoch-end test pass left out); on CUDA the device is synchronised at both marks. Aten ops
+last handler (the epoch-end test pass left out): on the CPU the main thread's CPU time (``time.thread_time``:
+what this process itself spent, free of the VM's preemption, which moves wall times here by tens of µs), on
+CUDA wall time with the device synchronised at both marks. Aten ops
 dispatched per iteration are counted apart (``TorchDispatchMode``), so a regression in host work shows without
 a GPU.
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -49,6 +50,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+_CLOCK = {"cpu": time.thread_time}  # set by measure(): the CPU's thread time, else wall time
+
+
+def _now() -> float:
+    return _CLOCK["cpu"]()
+
+
 def _model(device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
     net = nn.Linear(4, 3).to(device)
     return net, torch.optim.SGD(net.parameters(), 0.01)
@@ -61,7 +69,7 @@ def hand(data: list, device: torch.device, book: bool = False) -> Epoch:
 
     def epoch() -> float:
         _sync(device)
-        t0 = time.perf_counter()
+        t0 = _now()
         loss_sum = correct = torch.zeros((), device=device)
         examples, timed = 0, 0.0
         for i, (X, y) in enumerate(data, 1):
@@ -74,15 +82,15 @@ def hand(data: list, device: torch.device, book: bool = False) -> Epoch:
                 if i in points:
                     torch.stack([loss_sum, correct]).tolist()  # the book's 5 reads an epoch, one sync each
         _sync(device)
-        return time.perf_counter() - t0
+        return _now() - t0
     return epoch
 
 
 def _timed(engine: Engine, data: list, device: torch.device) -> Epoch:
     """An Engine's epochs, one per call, timed from its first EPOCH_STARTED handler to its first EPOCH_COMPLETED."""
     marks: dict[str, float] = {}
-    engine.add_event_handler(Events.EPOCH_STARTED, lambda _: (_sync(device), marks.update(start=time.perf_counter())))
-    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda _: (_sync(device), marks.update(end=time.perf_counter())))
+    engine.add_event_handler(Events.EPOCH_STARTED, lambda _: (_sync(device), marks.update(start=_now())))
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda _: (_sync(device), marks.update(end=_now())))
     return lambda: (engine.run(data, max_epochs=engine.state.epoch + 1), marks["end"] - marks["start"])[1]
 
 
@@ -138,10 +146,28 @@ def _quiet() -> object:
         yield
 
 
-def measure(iterations: int, rounds: int, device: torch.device) -> dict[str, tuple[float, float, float]]:
-    """``{variant: (median µs per iteration, median µs over the bare Engine's epoch of the same round, aten ops per
-    iteration)}``: every round runs each variant's epoch back to back (order alternating), so a difference is
-    taken between epochs that saw the same machine."""
+def _python_calls(epoch: Epoch) -> int:
+    """Python function calls made while ``epoch`` runs: host work counted, not timed (the same on any machine)."""
+    calls = [0]
+
+    def count(frame: object, event: str, arg: object) -> None:
+        if event == "call":
+            calls[0] += 1
+
+    sys.setprofile(count)
+    try:
+        epoch()
+    finally:
+        sys.setprofile(None)
+    return calls[0]
+
+
+def measure(iterations: int, rounds: int, device: torch.device) -> dict[str, tuple[float, float, float, float]]:
+    """``{variant: (µs per iteration, µs over the bare Engine, aten ops per iteration, Python calls per
+    iteration)}``. Every round runs each variant's epoch back to back (order alternating); the times are each
+    variant's fastest round (the lower envelope: what the loop costs when nothing else takes the CPU, as
+    ``timeit`` reports), so the difference to the bare Engine is its own work, not the machine's noise."""
+    _CLOCK["cpu"] = time.thread_time if device.type == "cpu" else time.perf_counter
     data = batches(iterations, device)
     made = {name: make(data, device) for name, make in VARIANTS.items()}
     epochs = {name: e[1] if isinstance(e, tuple) else e for name, e in made.items()}
@@ -149,22 +175,24 @@ def measure(iterations: int, rounds: int, device: torch.device) -> dict[str, tup
     with _quiet():
         for epoch in epochs.values():  # warm-up
             epoch()
-        ops = {}
+        ops, calls = {}, {}
         for name, epoch in epochs.items():
             with _Count() as count:
                 epoch()
             ops[name] = count.ops / iterations
+            calls[name] = _python_calls(epoch) / iterations
         for r in range(rounds):
             for name in list(epochs) if r % 2 == 0 else list(reversed(epochs)):
                 times[name].append(epochs[name]() / iterations * 1e6)
-    floor = times["bare Engine"]
-    return {name: (statistics.median(t), statistics.median(a - b for a, b in zip(t, floor)), ops[name])
-            for name, t in times.items()}
+    floor = min(times["bare Engine"])
+    return {name: (min(t), min(t) - floor, ops[name], calls[name]) for name, t in times.items()}
 
 
-def report(results: dict[str, tuple[float, float, float]]) -> list[str]:
-    rows = ["| loop | µs / iteration | over a bare Engine (paired) | aten ops / iteration |", "|---|---|---|---|"]
-    rows += [f"| {name} | {us:.1f} | {over:+.1f} | {ops:.1f} |" for name, (us, over, ops) in results.items()]
+def report(results: dict[str, tuple[float, float, float, float]]) -> list[str]:
+    rows = ["| loop | µs / iteration | over a bare Engine | aten ops / iteration | Python calls / iteration |",
+            "|---|---|---|---|---|"]
+    rows += [f"| {name} | {us:.1f} | {over:+.1f} | {ops:.1f} | {calls:.0f} |"
+             for name, (us, over, ops, calls) in results.items()]
     return rows
 
 
