@@ -55,7 +55,8 @@ def run(local_rank: int, args: argparse.Namespace) -> None:
     history = None
     with contextlib.redirect_stdout(out), plotter:
         try:
-            history = train_ch13(net, train, test, nn.CrossEntropyLoss(reduction="none"),
+            loss = nn.CrossEntropyLoss() if args.mean_loss else nn.CrossEntropyLoss(reduction="none")
+            history = train_ch13(net, train, test, loss,
                                  torch.optim.SGD(net.parameters(), args.lr), args.epochs, plot=plotter, progress=False,
                                  checkpoint_dir=os.path.join(args.out, "ck"), resume=args.resume, handlers=handlers,
                                  compile=args.compile, early_stopping=args.early_stopping)
@@ -104,6 +105,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--early-stopping", type=int, default=None)
     p.add_argument("--local-eval", action="store_true")
+    p.add_argument("--mean-loss", action="store_true")  # a mean-reduced loss, as nn.CrossEntropyLoss() gives
     args = p.parse_args()
     if "LOCAL_RANK" in os.environ:  # started by torchrun: join its process group
         with idist.Parallel(backend="gloo") as parallel:

@@ -76,3 +76,12 @@ def test_the_book_evaluation_helper_on_rank_0_alone_returns_its_own_accuracy(tmp
     local = json.loads((two / "local_eval.json").read_text())
     assert local == pytest.approx(ranks(two, 2)[0]["test_acc"][-1])  # rank 0's net on the whole test set
     assert json.loads((one / "local_eval.json").read_text()) == pytest.approx(ranks(one, 1)[0]["test_acc"][-1])
+
+
+def test_a_mean_loss_with_an_empty_share_on_one_process_trains(tmp_path):
+    """Issue 38: 65 examples, batch 64, 2 processes, ``nn.CrossEntropyLoss()``: the last batch (1 example) leaves
+    one process an empty share, whose mean loss was nan, and the run died in the NaN guard."""
+    job(tmp_path, 2, 2, "--train", 65, "--batch", 64, "--mean-loss")
+    for record in ranks(tmp_path, 2):
+        assert record["epochs"] == 2  # no nan: both epochs ran to their end on both processes
+    assert "nan or inf" not in "\n".join(printed(tmp_path))
