@@ -49,8 +49,9 @@ def test_overhead_quick_prints_each_figure_with_its_target(dry_run):
     assert re.search(r"per-iteration cost over a bare Ignite Engine, trivial step: ours [-+][\d.]+ us \(target <= 5 "
                      r"us\), ours with its progress display [-+][\d.]+ us \(target <= 15 us\); Ignite's factory", out)
     assert re.search(r"aten ops per iteration: ours [\d.]+, the hand loop with the book's figures [\d.]+ \(target", out)
+    assert re.search(r"Python calls per iteration: ours \d+, with the bar \d+, a bare Engine \d+", out)
     for loop in ("hand", "hand+book", "bare Engine", "ours", "ours+bar", "ignite", "ignite+bar"):
-        assert re.search(rf"^\| {re.escape(loop)} \| [\d.]+ \| [-+][\d.]+ \| [\d.]+ \|$", out, re.M), loop
+        assert re.search(rf"^\| {re.escape(loop)} \| [\d.]+ \| [-+][\d.]+ \| [\d.]+ \| \d+ \|$", out, re.M), loop
     assert re.search(r"fixed cost of a call, plots off: [\d.]+ ms \(target <= 30 ms\)", out)
     assert re.search(r"plots to a live local server: [\d.]+ ms with your VisdomPlotter, [\d.]+ ms with plot=True .* "
                      r"\(target <= 30 ms\); the server's one-time start: \d+ ms", out)
