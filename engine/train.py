@@ -139,7 +139,8 @@ def _run(recipe: BookRecipe, run: Placement, num_epochs: int, plots: tuple[Plott
     status = "failed"
     try:
         recipe.trainer.run(run.train_iter, max_epochs=num_epochs)
-        status = "interrupted" if recipe.interrupt.requested else "failed" if recipe.guard.iteration else "finished"
+        stopped_by_nan = recipe.guard.iteration is not None
+        status = "interrupted" if recipe.interrupt.requested else "failed" if stopped_by_nan else "finished"
     finally:
         if manifest is not None:
             manifest.finish(status, recipe.history.last())
