@@ -78,6 +78,8 @@ def shard_loader(loader: Iterable, train: bool) -> DataLoader:
         raise TypeError(f"under DDP the loaders must be torch DataLoaders to be sharded, got {type(loader).__name__}; "
                         "or shard your data yourself and pass distributed=False")
     sharded = sampler_with_epoch(loader) or (loader.sampler if isinstance(loader.sampler, DistributedSampler) else None)
+    if isinstance(loader.batch_sampler, ShardBatches):
+        return loader
     if sharded is not None:
         _check_sharded(sharded, loader, train)
         return loader
@@ -85,15 +87,15 @@ def shard_loader(loader: Iterable, train: bool) -> DataLoader:
         raise ValueError(f"under DDP the {'training' if train else 'test'} loader's batches are split across "
                          "processes, which needs a batch_size and a plain (shuffle=True/False) sampler; for a custom "
                          "sampler or batch_sampler, shard it yourself (e.g. DistributedSampler) and pass that loader")
-    shuffle = train and isinstance(loader.sampler, RandomSampler)
-    batches = ShardBatches(len(loader.dataset), loader.batch_size, idist.get_rank(), idist.get_world_size(),
-                           shuffle=shuffle, seed=_agreed_seed(loader) if shuffle else 0, drop_last=loader.drop_last)
+    shuffle = isinstance(loader.sampler, RandomSampler)
+    batches = ShardBatches(loader.sampler, len(loader.dataset), loader.batch_size, idist.get_rank(),
+                           idist.get_world_size(), drop_last=loader.drop_last, agree=shuffle)
     workers = {"num_workers": loader.num_workers, "worker_init_fn": loader.worker_init_fn,
                "multiprocessing_context": loader.multiprocessing_context, "timeout": loader.timeout}
     if loader.num_workers > 0:
         workers.update(persistent_workers=loader.persistent_workers, prefetch_factor=loader.prefetch_factor)
     collate = EmptySafeCollate(loader.collate_fn, loader.dataset)
-    return DataLoader(loader.dataset, batch_sampler=batches, collate_fn=collate,
+    return DataLoader(loader.dataset, batch_sampler=batches, collate_fn=collate, generator=loader.generator,
                       pin_memory=loader.pin_memory or idist.device().type == "cuda", **workers)
 
 
@@ -112,14 +114,6 @@ def _check_sharded(sampler: Any, loader: DataLoader, train: bool) -> None:
                          f"({type(sampler).__name__}) has set_epoch but draws all {size} examples in every process: "
                          "each would train on the whole data set; give it this process's share (DistributedSampler("
                          "dataset, shuffle=True)), or pass shuffle=True and let the batches be split across processes")
-
-
-def _agreed_seed(loader: DataLoader) -> int:
-    """Rank 0's seed for the shuffled orders: the loader's generator's, else torch's initial seed, so a
-    seeded script draws the same orders in a fresh and in a resumed run."""
-    generator = loader.generator
-    seed = (generator.initial_seed() if generator is not None else torch.initial_seed()) % 2**62
-    return int(idist.broadcast(torch.tensor(seed, dtype=torch.int64), src=0).item())
 
 
 def attach_sampler_epoch(trainer: Engine, loader: Iterable) -> None:

@@ -4,15 +4,17 @@
 ``r``-th, ``r + world``-th, ... example), without the repeats ``DistributedSampler`` pads with: every
 example is seen once per epoch, every rank runs the same number of steps (a rank whose share of the
 last batch is empty gets an empty batch, so no rank skips a collective the others make), and the
-ranks' batches together are the one-process batches. The shuffled order is drawn from
-``seed + epoch`` like ``DistributedSampler``'s, so ``set_epoch`` gives each epoch a new order that
-every rank agrees on, and a resumed run draws the order the uninterrupted one drew.
+ranks' batches together are the one-process batches. The order is the one the loader's own sampler draws,
+from the same random state (the loader's generator, else torch's), so a seeded script shuffles under DDP as
+in one process, and a resumed run draws what the uninterrupted one drew (the RNG state is checkpointed).
+Every rank draws it (their random states advance alike) and takes rank 0's, so the shares always partition.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from torch.utils.data import Sampler
 
@@ -20,24 +22,18 @@ __all__ = ["ShardBatches", "EmptySafeCollate", "sampler_with_epoch"]
 
 
 class ShardBatches(Sampler[list[int]]):
-    def __init__(self, n: int, batch_size: int, rank: int, world: int, *, shuffle: bool, seed: int = 0,
-                 drop_last: bool = False) -> None:
-        self.n, self.batch_size, self.rank, self.world = n, batch_size, rank, world
-        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Which epoch's order the next ``iter`` draws (0-based, as ``DistributedSampler``)."""
-        self.epoch = epoch
+    def __init__(self, order: Iterable[int], n: int, batch_size: int, rank: int, world: int, *,
+                 drop_last: bool = False, agree: bool = True) -> None:
+        self.order, self.n, self.batch_size, self.rank, self.world = order, n, batch_size, rank, world
+        self.drop_last, self.agree = drop_last, agree  # agree: take rank 0's drawn order (a collective)
 
     def __len__(self) -> int:
         return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        if self.shuffle:
-            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
-        else:
-            order = list(range(self.n))
+        order = list(self.order)
+        if self.agree and idist.get_world_size() > 1:
+            order = idist.broadcast(torch.tensor(order, dtype=torch.int64), src=0).tolist()
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield order[start + self.rank:min(start + self.batch_size, self.n):self.world]
 

@@ -43,6 +43,21 @@ def test_a_resumed_run_draws_the_order_the_uninterrupted_run_drew(tmp_path):
     same_weights(whole, rest)
 
 
+def test_a_shuffled_loader_trains_the_one_process_order_under_ddp(tmp_path):
+    """The same script shuffling with torch's seed: 2 processes train each step on the one-process batch."""
+    one, many = tmp_path / "one", tmp_path / "many"
+    one.mkdir(), many.mkdir()
+    job(one, 1, 2, "--shuffle")
+    job(many, 2, 2, "--shuffle")
+    alone, (r0, r1) = ranks(one, 1)[0]["seen"], [r["seen"] for r in ranks(many, 2)]
+    for epoch in ("1", "2"):
+        steps = [alone[epoch][i:i + 64] for i in range(0, 512, 64)]
+        assert [sorted(a + b) for a, b in zip(*(
+            [r[epoch][i:i + 32] for i in range(0, 256, 32)] for r in (r0, r1)))] == [sorted(s) for s in steps]
+    assert printed(many)[0] == printed(one)[0]
+    same_weights(one, many)
+
+
 @pytest.mark.parametrize("nproc, train, test", [(2, 509, 1), (4, 451, 3)])
 def test_uneven_data_gives_the_one_process_figures_and_weights(tmp_path, nproc, train, test):
     # 509 = 7 x 64 + 61: the last batch splits 31/30; 451 = 7 x 64 + 3: rank 3's share of it is empty.

@@ -16,24 +16,34 @@ from engine.shards import EmptySafeCollate, ShardBatches
 
 def test_the_ranks_shares_are_the_one_process_batches():
     world = 3
-    shares = [list(ShardBatches(10, 4, r, world, shuffle=False)) for r in range(world)]
+    shares = [list(ShardBatches(range(10), 10, 4, r, world)) for r in range(world)]
     assert [len(s) for s in shares] == [3, 3, 3]  # every rank runs every step
     for i, batch in enumerate(([0, 1, 2, 3], [4, 5, 6, 7], [8, 9])):
         assert sorted(sum((s[i] for s in shares), [])) == batch
     assert shares[2][2] == []  # its share of the short last batch is empty
-    assert [len(list(ShardBatches(10, 4, r, 3, shuffle=False, drop_last=True))) for r in range(3)] == [2, 2, 2]
+    assert [len(list(ShardBatches(range(10), 10, 4, r, 3, drop_last=True))) for r in range(3)] == [2, 2, 2]
 
 
-def test_a_shuffled_order_is_the_same_on_every_rank_and_new_each_epoch():
-    def epoch(e: int) -> list[int]:
-        parts = []
-        for r in range(2):
-            s = ShardBatches(20, 4, r, 2, shuffle=True, seed=7)
-            s.set_epoch(e)
-            parts.append(list(s))
-        return [i for step in zip(*parts) for share in step for i in share]
+def test_a_shuffled_order_is_the_one_process_order_drawn_from_the_same_state():
+    """The ranks' shares of step i are the one-process loader's batch i when both draw from a generator seeded alike
+    (and a new order each epoch, as the loader's own)."""
+    data = TensorDataset(torch.arange(20))
 
-    assert sorted(epoch(0)) == list(range(20)) and epoch(0) == epoch(0) and epoch(0) != epoch(1)
+    def one_process(epochs: int) -> list[list[int]]:
+        loader = DataLoader(data, 4, shuffle=True, generator=torch.Generator().manual_seed(7))
+        return [[int(i) for i in batch[0]] for _ in range(epochs) for batch in loader]
+
+    def two_ranks(epochs: int) -> list[list[int]]:
+        ranks = [DataLoader(data, batch_sampler=ShardBatches(torch.utils.data.RandomSampler(
+            data, generator=g), 20, 4, r, 2), generator=g) for r, g in ((0, torch.Generator().manual_seed(7)),
+                                                                        (1, torch.Generator().manual_seed(7)))]
+        steps = []
+        for _ in range(epochs):
+            steps += [sorted(int(i) for share in step for i in share[0]) for step in zip(*ranks)]
+        return steps
+
+    assert [sorted(b) for b in one_process(2)] == two_ranks(2)
+    assert one_process(2)[:5] != one_process(2)[5:]
 
 
 def test_an_empty_share_collates_to_a_batch_of_no_examples():
@@ -50,7 +60,7 @@ def test_a_loader_is_resharded_with_its_options_or_refused_with_the_fix(digits):
     data = TensorDataset(X[:50], y[:50])
     loader = shard_loader(DataLoader(data, 8, shuffle=True, num_workers=2, persistent_workers=True, drop_last=True),
                           True)
-    assert isinstance(loader.batch_sampler, ShardBatches) and loader.batch_sampler.shuffle
+    assert isinstance(loader.batch_sampler, ShardBatches) and loader.batch_sampler.agree
     assert loader.num_workers == 2 and loader.persistent_workers and len(loader) == 6
     assert [b[0].shape[0] for b in loader] == [8] * 6
     mine = DataLoader(data, 8, sampler=DistributedSampler(data, num_replicas=1, rank=0))
