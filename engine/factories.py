@@ -79,13 +79,15 @@ def create_trainer(
             engine.fire_registered(UpdateEvents.UPDATE_STARTED)
         X, y = prepare_batch(batch, device, non_blocking)
         n = engine.state.epoch_length
-        stats, y_hat = train_batch(net, model, X, y, loss, updater, options, device,
-                                   last_of_epoch=n is not None and engine.state.iteration % n == 0,
+        last = n is not None and engine.state.iteration % n == 0
+        stats, y_hat = train_batch(net, model, X, y, loss, updater, options, device, last_of_epoch=last,
                                    length_known=n is not None)
         engine.state.step_output = stats
         engine.state.stepped = engine.state.iteration  # a stop before this line left this iteration undone
         if updater.starts_update:  # this batch ended its group: an update (unless fp16 skipped it)
             _updated(engine, updater.applied)
+            if engine.state.stop_after_update and not last:  # a requested stop, at a whole state (handlers.guards)
+                engine.terminate()
         return stats if output_transform is default_output else output_transform(X, y, y_hat, stats)
 
     def flush(engine: Engine) -> None:  # an iterable of unknown length ends its epoch unannounced
@@ -109,8 +111,14 @@ def _with_trainer_state(trainer: Engine, updater: Updater, options: StepOptions)
     trainer.state.update_number = 0  # what the update events' filters count: the update begun last
     trainer.state_dict_user_keys.append("optimizer_steps")
     trainer.state.stepped = 0  # the last iteration whose step ran (Ignite counts one before its step)
-    trainer.add_event_handler(Events.STARTED, lambda e: setattr(e.state, "stepped", e.state.iteration))
+    trainer.state.stop_after_update = False  # set by handlers.guards.stop_soon: stop once an update is whole
+    trainer.add_event_handler(Events.STARTED, _started)
     return trainer
+
+
+def _started(engine: Engine) -> None:
+    engine.state.stepped = engine.state.iteration
+    engine.state.stop_after_update = False  # a run again after a stop is not stopped by the old request
 
 
 def _updated(engine: Engine, applied: bool) -> None:
@@ -149,6 +157,7 @@ def create_evaluator(
     def eval_step(engine: Engine, batch: Any) -> Any:
         X, y = prepare_batch(batch, device, non_blocking)
         stats, y_hat = eval_batch(net, model, X, y, loss, options, device)
+        stats["y_pred"], stats["y"] = y_hat, y  # handlers.contract.EvalOutput: what Ignite's metrics read
         engine.state.step_output = stats
         return stats if output_transform is default_output else output_transform(X, y, y_hat, stats)
 

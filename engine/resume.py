@@ -44,23 +44,25 @@ def resume_run(path: str, to_load: dict[str, Any], num_epochs: int, epoch_length
     if done >= num_epochs:
         raise ValueError(f"the checkpoint {path} already completed {done} epochs; "
                          f"pass num_epochs > {done} to train further")
+    unsized = saved.get("iteration", 0) if not per_epoch and "iteration" in saved else 0
+    if unsized:  # a stop in an unsized loader's first epoch: Ignite loads no position without a length
+        state["trainer"] = {**saved, "iteration": 0}
     given = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
     load_checkpoint(path, parts, required, state=state)
     replaced = _use_given_settings(optimizer, given, state["optimizer"]["param_groups"])
     fit_optimizer_state(optimizer)  # this run's fused / foreach / channels_last, with the saved values
-    if rebuilt:
-        replaced.append(_position_schedule(scheduler, int(state["lr_scheduler"]["last_epoch"]), saved,
-                                           updates_per_epoch, to_load["trainer"]))
     trainer_state = to_load["trainer"].state
-    done = saved.get("iteration", 0) % per_epoch if per_epoch and "iteration" in saved else 0
-    if epoch_length is not None and trainer_state.epoch_length != epoch_length:
-        if done:
-            before, done = done, round(done * epoch_length / per_epoch)
-            replaced.append(f"the interrupted epoch had {before} of {per_epoch} batches; it goes on after batch "
-                            f"{done} of this run's {epoch_length} (examples within one batch of the boundary are "
-                            "seen again or not at all)")
-        trainer_state.epoch_length = epoch_length
-        trainer_state.iteration = trainer_state.epoch * epoch_length + done
+    if rebuilt:
+        rebase = updates_per_epoch if per_epoch and epoch_length not in (None, per_epoch) else None
+        replaced.append(_position_schedule(scheduler, int(state["lr_scheduler"]["last_epoch"]), saved, rebase,
+                                           to_load["trainer"]))
+    done = saved.get("iteration", 0) % per_epoch if per_epoch and "iteration" in saved else unsized
+    if unsized:
+        trainer_state.iteration, trainer_state.epoch = unsized, 0
+        if epoch_length is not None:
+            replaced.append(f"the interrupted first epoch of an unsized loader goes on after its batch {unsized}")
+    if per_epoch and epoch_length is not None and trainer_state.epoch_length != epoch_length:
+        done = _rebase(trainer_state, done, per_epoch, epoch_length, replaced)
     if replaced:
         print(f"resume {path}: " + "; ".join(replaced), file=sys.stderr, flush=True)
     return done
@@ -89,6 +91,18 @@ class ContinueEpoch(LoaderView):
         yield from batches
 
 
+def _rebase(trainer_state: Any, done: int, per_epoch: int, epoch_length: int, replaced: list[str]) -> int:
+    """The trainer's counters in this run's batches an epoch; a mid-epoch position at the same fraction (said)."""
+    if done:
+        before, done = done, round(done * epoch_length / per_epoch)
+        replaced.append(f"the interrupted epoch had {before} of {per_epoch} batches; it goes on after batch {done} "
+                        f"of this run's {epoch_length} (examples within one batch of the boundary are seen again or "
+                        "not at all)")
+    trainer_state.epoch_length = epoch_length
+    trainer_state.iteration = trainer_state.epoch * epoch_length + done
+    return done
+
+
 def _count_updates_of_older_files(saved: dict[str, Any], trainer: Any) -> None:
     """Files written before the trainer checkpointed its update count: one update per batch (what they ran
     unless they accumulated gradients)."""
@@ -114,9 +128,10 @@ def _use_given_settings(optimizer: torch.optim.Optimizer, given: list[dict[str, 
 
 def _position_schedule(scheduler: torch.optim.lr_scheduler.LRScheduler, steps: int, saved: dict[str, Any],
                        updates_per_epoch: int | None, trainer: Any) -> str:
-    """Step this run's scheduler (built for this run's length) to the run's progress: the epochs done, in
-    this run's updates an epoch when it steps per update (another batch size or world size has another
-    count), else the saved count. The trainer's update count follows, so per-update events agree."""
+    """Step this run's scheduler (built for this run's length) to the run's progress: the saved count when the
+    epochs are as long as the checkpoint's, else (``updates_per_epoch`` given: another batch size or world size)
+    the epochs done in this run's updates an epoch when it steps per update. The trainer's update count follows,
+    so per-update events agree."""
     updates, epochs_done = saved.get("optimizer_steps"), recorded_epochs(saved)
     line = f"the lr schedule is this run's {type(scheduler).__name__}, fast-forwarded to update {steps}"
     if updates_per_epoch and updates and steps == updates and epochs_done:  # it stepped once an update

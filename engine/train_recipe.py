@@ -163,7 +163,7 @@ def _optional_parts(r: BookRecipe, settings: RecipeSettings, progress: Progress)
                                                                 s.early_stopping_metric), Stage.STOPPING,
               save="early_stopping")
     if progress == "epochs":
-        r.add("progress", lambda r: attach_epoch_lines(trainer, r.evaluator), Stage.PROGRESS)
+        r.add("progress", lambda r: attach_epoch_lines(trainer, r.evaluator, _ema_evaluator(r)), Stage.PROGRESS)
     elif wants_progress(progress):
         r.add("progress", lambda r: attach_progress(trainer), Stage.PROGRESS)
 

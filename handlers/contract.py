@@ -14,8 +14,8 @@ from typing import Any, TypedDict
 import torch
 from ignite.engine import Engine, EventEnum, Events
 
-__all__ = ["StepOutput", "BOOK_KEYS", "UpdateEvents", "update_events", "step_output", "optimizer_steps", "grad_scaler",
-           "publishes_step_output", "step_started"]
+__all__ = ["StepOutput", "EvalOutput", "BOOK_KEYS", "UpdateEvents", "update_events", "step_output", "optimizer_steps",
+           "grad_scaler", "publishes_step_output", "step_started"]
 
 
 class StepOutput(TypedDict):
@@ -25,6 +25,14 @@ class StepOutput(TypedDict):
     correct: torch.Tensor  # number of correct predictions (0-dim)
     examples: int  # labels.shape[0]
     predictions: int  # labels.numel(): pixels for segmentation
+
+
+class EvalOutput(StepOutput, total=False):
+    """An evaluator's batch: also the predictions and labels under Ignite's own keys, so any Ignite metric
+    (``TopKCategoricalAccuracy``, ``Precision``, ...) attached to it reads them with no output_transform."""
+
+    y_pred: torch.Tensor
+    y: torch.Tensor
 
 
 BOOK_KEYS: tuple[str, ...] = tuple(StepOutput.__annotations__)

@@ -4,8 +4,12 @@
 of its own) and looks at them at each book point, where the figures are read anyway (one sync there);
 on a bad loss it names the first bad
 iteration and terminates the trainer before the epoch's checkpoint could overwrite the last good one.
-``Interrupt`` turns the first Ctrl-C into ``trainer.terminate()`` at the end of the current step (a
-second one stops at once).
+``Interrupt`` turns the first Ctrl-C into a stop where the run's state is whole (a second one stops at
+once): after the step that completes an optimizer update (a stop inside a gradient-accumulation group
+finishes the group: at most k-1 more batches, where saving the group's gradients would mean one model's
+worth of tensors per process, and under DDP each process's own), and never between an epoch's last batch
+and its end (the test pass, History, checkpoints run first). With this project's trainer the step itself
+stops (``state.stop_after_update``); another Engine stops after its current iteration.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from ignite.engine import Engine, Events
 from handlers.cadence import book_points
 from handlers.running import RunningMetrics
 
-__all__ = ["NonFiniteGuard", "Interrupt", "Stopped", "STOP_SIGNALS"]
+__all__ = ["NonFiniteGuard", "Interrupt", "Stopped", "STOP_SIGNALS", "stop_soon"]
 
 
 class NonFiniteGuard:
@@ -83,7 +87,7 @@ class Stopped(KeyboardInterrupt):
 
 
 class Interrupt:
-    """First Ctrl-C: finish the step, run the ``on_stop`` callback (a checkpoint), end the run cleanly."""
+    """First Ctrl-C (or SIGTERM, SIGHUP): stop at the next whole state, run ``on_stop`` (a checkpoint), end cleanly."""
 
     def __init__(self, on_stop: Callable[[Engine], Any] | None = None) -> None:
         self.on_stop = on_stop
@@ -94,6 +98,7 @@ class Interrupt:
     def attach(self, trainer: Engine) -> Interrupt:
         trainer.add_event_handler(Events.STARTED, self._install)
         trainer.add_event_handler(book_points(trainer), self.agree)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
         trainer.add_event_handler(Events.TERMINATE, self._stopped)
         trainer.add_event_handler(Events.COMPLETED, self.restore)
         return self
@@ -107,16 +112,30 @@ class Interrupt:
                 raise Stopped(signum)
             self.requested, self.signum = True, signum
             if idist.get_world_size() == 1:
-                trainer.terminate()  # under DDP the processes agree first, at the next book point
+                stop_soon(trainer)  # under DDP the processes agree first, at the next book point
 
         for sig in STOP_SIGNALS:  # Ctrl-C, kill (SIGTERM), a closed terminal (SIGHUP): the same clean stop
             self._previous[sig] = signal.getsignal(sig)
             signal.signal(sig, handler)
 
     def agree(self, trainer: Engine) -> None:
-        """Under DDP: stop together once any process was asked to (torchrun signals each one)."""
+        """Under DDP: stop together once any process was asked to (torchrun signals each one); every process
+        then stops at the same update's end, as they run the same steps."""
         if idist.get_world_size() > 1 and idist.all_reduce(int(self.requested), op="MAX"):
             self.requested = True
+            stop_soon(trainer)
+
+    def _epoch_completed(self, trainer: Engine) -> None:
+        """An epoch ended whole (its test pass, History row and files are written): stop here if asked to. A run
+        that ends here anyway (its last epoch, or early stopping) simply ends: a stop asked now changes nothing."""
+        if idist.get_world_size() > 1:
+            self.requested = bool(idist.all_reduce(int(self.requested), op="MAX"))
+        if not self.requested:
+            return
+        state = trainer.state
+        if trainer.should_terminate or (state.max_epochs is not None and state.epoch >= state.max_epochs):
+            self.requested = False
+        else:
             trainer.terminate()
 
     def _stopped(self, trainer: Engine) -> None:
@@ -131,3 +150,13 @@ class Interrupt:
         while self._previous:
             sig, previous = self._previous.popitem()
             signal.signal(sig, previous)
+
+
+def stop_soon(trainer: Engine) -> None:
+    """Ask ``trainer`` to stop where its state is whole: this project's trainer stops after the step that ends
+    an update, unless that step is its epoch's last (the epoch's end runs, then ``Interrupt`` stops it);
+    another Engine stops after its current iteration."""
+    if hasattr(trainer.state, "stop_after_update"):
+        trainer.state.stop_after_update = True
+    else:
+        trainer.terminate()

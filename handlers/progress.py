@@ -8,6 +8,7 @@ from typing import Literal
 from ignite.engine import Engine, Events
 
 from handlers.cadence import book_points
+from handlers.figures import Figures
 
 __all__ = ["attach_progress", "attach_epoch_lines", "wants_progress", "in_notebook", "Progress"]
 
@@ -99,13 +100,13 @@ class RunBar:
             self.bar = None
 
 
-def attach_epoch_lines(trainer: Engine, evaluator: Engine | None = None) -> None:
-    """One line per epoch on stderr (for logs and CI): epoch, loss, train acc, test acc, examples/sec."""
+def attach_epoch_lines(trainer: Engine, evaluator: Engine | None = None, ema_evaluator: Engine | None = None) -> None:
+    """One line per epoch on stderr (for logs and CI): epoch, every figure (``handlers.figures``), examples/sec."""
+    figures = Figures(trainer, evaluator, ema_evaluator)
 
     def line(engine: Engine) -> None:
-        m = engine.state.metrics
-        test = f", test acc {evaluator.state.metrics['acc']:.3f}" if evaluator is not None else ""
-        print(f"epoch {engine.state.epoch}/{engine.state.max_epochs}: loss {m['loss']:.3f}, train acc {m['acc']:.3f}"
-              f"{test}, {m.get('examples/sec', 0.0):.1f} examples/sec", file=sys.stderr, flush=True)
+        shown = ", ".join(f"{'loss' if k == 'train loss' else k} {v:.3f}" for k, v in figures.epoch().items())
+        print(f"epoch {engine.state.epoch}/{engine.state.max_epochs}: {shown}, "
+              f"{engine.state.metrics.get('examples/sec', 0.0):.1f} examples/sec", file=sys.stderr, flush=True)
 
     trainer.add_event_handler(Events.EPOCH_COMPLETED, line)

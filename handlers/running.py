@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import ignite.distributed as idist
 import torch
 from ignite.engine import Engine, Events
 
@@ -45,6 +46,8 @@ class RunningMetrics:
         self._source: str | None = None  # the state field holding the statistics, checked on the first step
         self._fold_every = FOLD
         self._next = 1  # the iteration of the next book point
+        self._engine: weakref.ref[Engine] | None = None
+        self._carried: list[tuple[float, int]] | None = None  # a loaded stop's sums, for the epoch it resumes
 
     @classmethod
     def on(cls, trainer: Engine) -> RunningMetrics:
@@ -55,6 +58,7 @@ class RunningMetrics:
         if trainer in _attached:
             raise ValueError("this trainer already has the book's running figures; use RunningMetrics.on(trainer)")
         _attached[trainer] = self
+        self._engine = weakref.ref(trainer)
         take_book_points(trainer)
         trainer.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
         self.timer.attach_start(trainer)
@@ -63,17 +67,34 @@ class RunningMetrics:
         return self
 
     def state_dict(self) -> dict[str, Any]:
-        """The timer's totals (the running figures restart each epoch; checkpoints are taken at its end)."""
-        return self.timer.state_dict()
+        """The timer's totals and, taken inside an epoch (a stop), that epoch's running sums so far, so a resumed
+        epoch's figures are the whole epoch's. Under DDP the sums are every process's (a collective: every
+        process checkpoints) and the file's one set is taken up by the first process alone."""
+        state = self.timer.state_dict()
+        engine = self._engine() if self._engine is not None else None
+        if engine is None or not _inside_epoch(engine):
+            return state
+        self._fold(engine)
+        sums = [[m._num, m._den] for m in self.metrics.values()]
+        if idist.get_world_size() > 1:
+            sums = [[idist.all_reduce(torch.as_tensor(n, dtype=torch.float64).clone()), int(idist.all_reduce(d))]
+                    for n, d in sums]
+        return {**state, "epoch_sums": [[float(n), int(d)] for n, d in sums]}  # read once, at a stop
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.timer.load_state_dict(state)
+        sums = state.get("epoch_sums")
+        self._carried = None if sums is None or idist.get_rank() > 0 else [(float(n), int(d)) for n, d in sums]
 
     def _epoch_started(self, engine: Engine) -> None:
         self._pending.clear()
         self._next = next_book_point(engine)
         for metric in self.metrics.values():
             metric.started(engine)
+        if self._carried is not None and _inside_epoch(engine):  # a resumed epoch goes on from its sums
+            for metric, (num, den) in zip(self.metrics.values(), self._carried):
+                metric.update((num, den))
+        self._carried = None
 
     def _iteration_completed(self, engine: Engine) -> None:
         self.timer.lap(engine)
@@ -130,3 +151,9 @@ def _stack(values: list[Any]) -> torch.Tensor:
         except RuntimeError:  # shapes () and (1,) mixed
             return torch.stack([v.reshape(()) for v in values])
     return torch.tensor([float(v) for v in values], dtype=torch.float64)
+
+
+def _inside_epoch(engine: Engine) -> bool:
+    """Whether ``engine`` stands inside an epoch (some of its batches trained, not all): a stop's position."""
+    it, n = engine.state.iteration, engine.state.epoch_length
+    return bool(it % n) if n else it > 0  # an unsized loader's first epoch (its length is learnt at its end)

@@ -52,9 +52,9 @@ def _ctrl_c_then_resume(digits, tmp_path, capsys):
             pytest.raises(KeyboardInterrupt):
         run(digits, tmp_path / "ck", 3, [at(15, lambda _: os.kill(os.getpid(), signal.SIGINT))], plot=plotter)
     err = capsys.readouterr().err
-    saved = tmp_path / "ck" / "interrupted_checkpoint_14.pt"  # stopped before step 15 ran: 14 steps trained
-    assert f"Interrupted at epoch 2, iteration 14: saved {saved}" in err and "resume=" in err
-    assert torch.load(saved, weights_only=True)["trainer"]["iteration"] == 14
+    saved = tmp_path / "ck" / "interrupted_checkpoint_15.pt"  # asked before step 15: it stops once that step's
+    assert f"Interrupted at epoch 2, iteration 15: saved {saved}" in err and "resume=" in err  # update is whole
+    assert torch.load(saved, weights_only=True)["trainer"]["iteration"] == 15
     assert (tmp_path / "plots" / "visdom-replay.log").exists()  # the plot was flushed
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is the program's again
     _, history = run(digits, tmp_path / "ck2", 3, resume=str(tmp_path / "ck"))
@@ -156,8 +156,8 @@ class Seen(torch.utils.data.Dataset):
 
 @pytest.mark.parametrize("batch_after", [32, 16], ids=["same batch size", "half the batch size"])
 def test_a_resumed_interrupted_epoch_sees_each_remaining_example_once(digits, tmp_path, capsys, batch_after):
-    """Ctrl-C in epoch 2 (before step 15 ran), resume: epoch 2 goes on with the examples it had not seen, and
-    (same batch size) the run ends with the weights, dropout draws included, of the run never interrupted."""
+    """Ctrl-C in epoch 2 (before step 15, which still runs), resume: epoch 2 goes on with the examples it had not
+    seen, and (same batch size) the run ends with the weights, dropout draws included, of the run never interrupted."""
     from torch.utils.data import DataLoader
 
     X, y = digits
@@ -196,5 +196,5 @@ def test_a_resumed_interrupted_epoch_sees_each_remaining_example_once(digits, tm
         for a, b in zip(whole.parameters(), resumed.parameters()):
             torch.testing.assert_close(a, b)
     else:
-        assert "the interrupted epoch had 4 of 10 batches; it goes on after batch 8 of this run's 20" in \
+        assert "the interrupted epoch had 5 of 10 batches; it goes on after batch 10 of this run's 20" in \
             capsys.readouterr().err

@@ -214,11 +214,16 @@ def run_command(name: str, command: Callable[[], int | None]) -> int:
         return failed[1]
 
 
+_FLAG_OF = {"num_epochs": "--epochs", "lr_scheduler": "--schedule", "accumulation_steps": "--accumulate",
+            "clip_grad_norm": "--clip-grad", "early_stopping_metric": "--early-stopping-metric",
+            "early_stopping": "--early-stopping", "test_loss": "--test-loss"}
+
+
 def _as_flags(message: str) -> str:
     """An error from the Python API in the command line's words: ``num_epochs`` is ``--epochs`` here."""
     import re
 
-    return re.sub(r"\bnum_epochs\b", "--epochs", message)
+    return re.sub(r"\b(" + "|".join(_FLAG_OF) + r")\b", lambda m: _FLAG_OF[m.group(1)], message)
 
 
 _INPUT_ERRORS = {"ValueError", "TypeError", "OSError", "RuntimeError", "ArithmeticError", "FileNotFoundError",

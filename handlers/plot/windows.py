@@ -11,6 +11,7 @@ from collections.abc import Callable
 from ignite.engine import Engine, Events
 
 from handlers.cadence import book_points, epoch_fraction
+from handlers.figures import Figures
 from handlers.plot.base import FEW_POINTS, Plotter
 
 __all__ = ["attach_book_plot", "attach_lr_plot", "BOOK_LEGEND", "EMA_TRACE"]
@@ -23,7 +24,9 @@ def attach_book_plot(
     plotter: Plotter, trainer: Engine, evaluator: Engine, num_epochs: int, window: str = "train_ch13",
     title: str | None = None, ema_evaluator: Engine | None = None, log_y: bool = False,
 ) -> Plotter:
-    """Attach after the metrics and the evaluation handler, so each point reads fresh values.
+    """Attach after the metrics and the evaluation handler, so each point reads fresh values. The traces are the
+    Engines' figures (``handlers.figures``): the trainer's metrics at the book's points, the evaluators' at each
+    epoch's end, so a metric attached to either is drawn here too (the book's three come first, in its order).
 
     A plotter that already has the window (a second run on it) gets a new one, as the book draws a
     new figure per call. The frame holds every point: x from 0 to ``num_epochs``, y from 0 to 1 or
@@ -36,14 +39,17 @@ def attach_book_plot(
     plotter.window(window, legend, title=f"train_ch13: {title}" if title else f"{plotter.env}: train_ch13",
                    xlabel="epoch", xlim=(0, num_epochs), ylim=(0, 1), log_y=log_y,
                    extra={"markers": few, "markersize": 5, "width": 640, "height": 420, "grow_y": not log_y})
-    plotter.attach(trainer, book_points(trainer),
-                   {"train loss": lambda e: e.state.metrics["loss"], "train acc": lambda e: e.state.metrics["acc"]},
-                   x=epoch_fraction, window=window)
-    tests: dict[str, Callable[[Engine], float]] = {"test acc": lambda e: evaluator.state.metrics["acc"]}
-    if ema_evaluator is not None:
-        tests[EMA_TRACE] = lambda e: ema_evaluator.state.metrics["acc"]
-    plotter.attach(trainer, Events.EPOCH_COMPLETED, tests, x=lambda e: e.state.epoch, window=window)
+    figures = Figures(trainer, evaluator, ema_evaluator)  # every metric of the Engines is a trace (handlers.figures)
+    trainer.add_event_handler(book_points(trainer), _draw, plotter, window, figures.running, epoch_fraction)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, _draw, plotter, window, figures.tests, lambda e: e.state.epoch)
     return plotter
+
+
+def _draw(engine: Engine, plotter: Plotter, window: str, read: Callable[[], dict[str, float]],
+          x: Callable[[Engine], float]) -> None:
+    at = x(engine)
+    for trace, value in read().items():
+        plotter.add(window, trace, at, value, engine.state.iteration)
 
 
 def attach_lr_plot(plotter: Plotter, trainer: Engine, lr: Callable[[], float]) -> Plotter:
