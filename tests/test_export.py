@@ -16,6 +16,7 @@ import pytest
 from handlers import LocalVisdom, VisdomPlotter
 from handlers.plot.decimate import LIMIT, decimate
 from handlers.plot.record import read_points
+from handlers.visdom_server.access import page_link
 from visdom_util import trace_counts
 
 
@@ -104,9 +105,9 @@ def test_a_million_point_trace_draws_in_a_browser(tmp_path):
         plotter = _long_run(server.url, tmp_path / "run", n=1_000_000)
         assert plotter.close()
         assert trace_counts(server.url, "long", "loss")["loss"] <= LIMIT
-        dom = browse(f"{server.url}/env/long", "--dump-dom").stdout
+        dom = browse(page_link(server.url, "long"), "--dump-dom").stdout
         ARTIFACTS.mkdir(exist_ok=True)
-        browse(f"{server.url}/env/long", f"--screenshot={ARTIFACTS / 'page-1M-points.png'}")
+        browse(page_link(server.url, "long"), f"--screenshot={ARTIFACTS / 'page-1M-points.png'}")
     assert len(re.findall(r'class="trace scatter', dom)) == 2  # the loss window and the acc window
     assert (ARTIFACTS / "page-1M-points.png").stat().st_size > 10_000
 

@@ -11,6 +11,7 @@ import pytest
 from nbclient import NotebookClient
 
 from handlers import LocalVisdom
+from handlers.visdom_server.access import page_link
 from visdom_util import trace_counts
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -75,7 +76,7 @@ def test_the_books_calls_in_a_notebook(server, monkeypatch):
     assert trace_counts(server.url, m.group(1), m.group(2)) == {"train loss": 2, "train acc": 2}
     book_loop = nb.cells[2]  # Animator alone: the link and the live window, as train_ch13 shows them
     animator_link = re.search(r"Live plots: (\S+)", _texts(book_loop)).group(1)
-    assert animator_link == f"{server.url}/env/{m.group(1)}", _texts(book_loop)
+    assert animator_link == page_link(server.url, m.group(1)), _texts(book_loop)  # with the token
     assert any(f'src="{animator_link}"' in o["data"].get("text/html", "") for o in book_loop.outputs
                if "data" in o), book_loop.outputs
     assert "training" not in _texts(book_loop).replace("train ", "")

@@ -19,7 +19,8 @@ import requests
 from handlers import VisdomPlotter
 from handlers.plot import read_log
 from handlers.visdom_server import LocalVisdom, free_port, shared
-from visdom_util import trace_counts
+from handlers.visdom_server.access import page_link
+from visdom_util import own, trace_counts
 
 TRAIN = """
 import sys, time, torch
@@ -57,7 +58,7 @@ def _link(proc: subprocess.Popen, timeout: float = 120) -> str:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         proc.seen += line  # type: ignore[attr-defined]
         if line.startswith("Live plots: "):
-            return line.split()[2]
+            return line.split()[2].split("?token=")[0]  # the link without its secret (visdom_util.own sends it)
         if not line and proc.poll() is not None:
             break
     raise AssertionError(f"no link: {proc.seen}{proc.stderr.read()}")  # type: ignore[union-attr]
@@ -164,7 +165,7 @@ def test_servers_outlive_the_thread_that_started_them(tmp_path):
     thread.join(120)
     time.sleep(2.0)  # the linger (1 s) and the watch's poll would have ended them
     for server in started.values():
-        assert requests.get(server.url, timeout=5).status_code == 200  # type: ignore[attr-defined]
+        assert requests.get(server.url, timeout=5, headers=own(server.url)).status_code == 200  # type: ignore
     started["own"].stop()  # type: ignore[attr-defined]
     os.kill(shared.release().pid, signal.SIGTERM)
 
@@ -187,7 +188,7 @@ def test_the_books_chapter_3_animator_alone_in_a_script(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert "training" not in done.stderr and "cannot reach" not in done.stderr, done.stderr
-    link = re.search(r"Live plots: (\S+)", done.stdout).group(1)
+    link = re.search(r"Live plots: (\S+)", done.stdout).group(1).split("?token=")[0]
     url, env = link.rsplit("/env/", 1)
     expected = {"train loss": 3, "train acc": 3, "test acc": 2}
     assert _record_counts(tmp_path / "runs" / env, env) == {"animator-1": expected}
@@ -331,7 +332,7 @@ def test_the_page_draws_through_a_real_jupyter_server_proxy(tmp_path):
             for i in range(5):
                 plotter.add("loss", "train loss", i, 1 / (1 + i))
             assert plotter.close()
-            page = f"http://127.0.0.1:{jupyter_port}{base}/env/proxied"  # the frame's path, on Jupyter's origin
+            page = page_link(server.url, "proxied", shown_at=f"http://127.0.0.1:{jupyter_port}{base}")  # the frame's
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 try:

@@ -14,7 +14,7 @@ from conftest import loaders, small_cnn
 from torch import nn
 from engine import train_ch13
 from handlers import LocalVisdom, VisdomPlotter
-from visdom_util import trace_counts
+from visdom_util import own, trace_counts
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SECRET = "s3cret-Pa55-do-not-log"
@@ -63,6 +63,7 @@ def test_login_secrets_stay_in_the_environment(digits, tmp_path, monkeypatch, ca
         train_ch13(net, tr, te, torch.nn.CrossEntropyLoss(reduction="none"), torch.optim.SGD(net.parameters(), 0.1),
                    1, ["cpu"], plot=plotter, verbose=True)
         with requests.Session() as s:
+            s.headers.update(own(server.url))  # this user's token, then Visdom's own login
             s.post(server.url + "/", json={"username": "reader", "password": _hash(SECRET)}, timeout=10)
             counts = trace_counts(server.url, "secure", "train_ch13", session=s)
         assert counts["test acc"] == 1

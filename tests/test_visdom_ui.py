@@ -16,8 +16,9 @@ from torch import nn
 from conftest import loaders, small_cnn
 from engine import train_ch13
 from handlers import LocalVisdom, VisdomPlotter
-from handlers.visdom_server.assets import missing_files, required_files
+from handlers.visdom_server.assets import PINNED, missing_files, required_files
 from handlers.visdom_server import free_port
+from handlers.visdom_server.access import page_link
 
 pytestmark = pytest.mark.slow  # several processes, servers or a browser: `make test`, not `make check`
 
@@ -42,10 +43,10 @@ def test_page_renders_three_named_traces_offline(digits, tmp_path):
         train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"),
                    torch.optim.SGD(net.parameters(), 0.1), 2, ["cpu"], progress=False, verbose=False,
                    plot=VisdomPlotter(server.url, env="ui"))
-        dom = browse(f"{server.url}/env/ui", "--dump-dom").stdout
+        dom = browse(page_link(server.url, "ui"), "--dump-dom").stdout
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "visdom-page.png"
-        browse(f"{server.url}/env/ui", f"--screenshot={shot}")
+        browse(page_link(server.url, "ui"), f"--screenshot={shot}")
     legend = re.findall(r'class="legendtext"[^>]*>([^<]+)<', dom)
     assert sorted(legend) == ["test acc", "train acc", "train loss"]
     assert len(re.findall(r'class="trace scatter', dom)) == 3
@@ -83,6 +84,7 @@ def test_asset_list_of_visdom_030_maps_to_npm(tmp_path):
     assert files["css/react-grid-layout-styles.css"] == ("react-grid-layout@2.2.3", "css/styles.css")
     assert files["js/mathjax/3.2.2/es5/tex-mml-svg.js"] == ("mathjax@3.2.2", "es5/tex-mml-svg.js")
     assert files["js/plotly-plotly.min.js"] == ("plotly.js-dist-min@2.11.1", "plotly.min.js")
+    assert {spec for spec, _ in files.values()} <= set(PINNED)  # each package's digest is pinned (assets.PINNED)
     import visdom
 
     installed = required_files()
@@ -97,7 +99,7 @@ def test_saved_runs_are_served_and_compared_with_curves_visible(tmp_path):
         done = subprocess.run(cli + ["train", "--epochs", "2", "--out", f"runs/{run}", "--lr", lr], cwd=tmp_path,
                               env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
-        names.append(re.search(r"Live plots: \S+/env/(\S+)", done.stdout).group(1))
+        names.append(re.search(r"Live plots: \S+/env/([^\s?]+)", done.stdout).group(1))
     port = free_port()
     proc = subprocess.Popen(cli + ["visdom", "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     try:
@@ -107,12 +109,12 @@ def test_saved_runs_are_served_and_compared_with_curves_visible(tmp_path):
         done = subprocess.run(cli + ["compare", "runs/a", "b", "--visdom", url, "--name", "cmp"], capture_output=True,
                               text=True, timeout=60, cwd=tmp_path)  # a run folder and a run's name
         assert done.returncode == 0 and f"{url}/env/cmp" in done.stdout, done.stderr
-        dom = browse(f"{url}/env/cmp", "--dump-dom").stdout
+        dom = browse(page_link(url, "cmp"), "--dump-dom").stdout
         ARTIFACTS.mkdir(exist_ok=True)
-        browse(f"{url}/env/cmp", f"--screenshot={ARTIFACTS / 'visdom-compare.png'}")
+        browse(page_link(url, "cmp"), f"--screenshot={ARTIFACTS / 'visdom-compare.png'}")
         later = subprocess.run(cli + ["train", "--epochs", "1", "--out", "runs/c"], cwd=tmp_path, env=env,
                                capture_output=True, text=True, timeout=300)  # a run saved after the server started
-        newest = re.search(r"Live plots: \S+/env/(\S+)", later.stdout).group(1)
+        newest = re.search(r"Live plots: \S+/env/([^\s?]+)", later.stdout).group(1)
         assert _served_within(url, newest, 15)
     finally:
         proc.send_signal(15)  # SIGTERM stops the command and its server

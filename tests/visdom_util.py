@@ -8,8 +8,17 @@ import threading
 import requests
 
 
+def own(url: str) -> dict[str, str]:
+    """The header that opens this user's own server (access.py): every request to it needs the token."""
+    from handlers.visdom_server.access import HEADER, verified
+
+    token = verified(url)
+    return {HEADER: token} if token else {}
+
+
 def window(url: str, env: str, win: str, session: requests.Session | None = None) -> dict:
-    r = (session or requests).post(f"{url}/win_data", data=json.dumps({"eid": env, "win": win}), timeout=10)
+    r = (session or requests).post(f"{url}/win_data", data=json.dumps({"eid": env, "win": win}), timeout=10,
+                                   headers=own(url))
     r.raise_for_status()
     return json.loads(r.text)
 

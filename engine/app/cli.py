@@ -42,6 +42,7 @@ def _compare(args: argparse.Namespace) -> int:
     from engine.app.runs import compare_name, compare_runs, serve_folder
     from handlers.plot import server_url
     from handlers.visdom_server import LocalVisdom
+    from handlers.visdom_server.access import page_link
 
     for run in args.runs:
         run_record(run)  # a missing run fails before any server starts
@@ -49,14 +50,14 @@ def _compare(args: argparse.Namespace) -> int:
     if args.visdom is not None or os.environ.get("VISDOM_URL"):
         url = server_url(args.visdom)
         windows = compare_runs(url, args.runs, name)
-        print(f"Comparing {len(args.runs)} runs in {len(windows)} windows: {url}/env/{name}", flush=True)
-        _hint(f"{url}/env/{name}")
+        print(f"Comparing {len(args.runs)} runs in {len(windows)} windows: {page_link(url, name)}", flush=True)
+        _hint(page_link(url, name))
         return 0
     with LocalVisdom(env_path=serve_folder(runs_path())) as server:
         windows = compare_runs(server.url, args.runs, name)
-        print(f"Comparing {len(args.runs)} runs in {len(windows)} windows: {server.url}/env/{name}  (Ctrl-C stops "
-              "the server)", flush=True)
-        _hint(f"{server.url}/env/{name}")
+        print(f"Comparing {len(args.runs)} runs in {len(windows)} windows: {page_link(server.url, name)}  (Ctrl-C "
+              "stops the server)", flush=True)
+        _hint(page_link(server.url, name))
         return _serve_until_stopped(server)
 
 
@@ -122,13 +123,14 @@ def _visdom(args: argparse.Namespace) -> int:
 
     from engine.app.runs import newest_env, serve_folder
     from handlers.visdom_server import LocalVisdom
+    from handlers.visdom_server.access import page_link
 
     folder = serve_folder(args.env_path)
     gathered = os.path.abspath(folder) != os.path.abspath(args.env_path)  # a runs folder: watch it for new runs
     server = LocalVisdom(args.port, args.host, folder, login=args.login,
                          watch_runs=args.env_path if gathered else None).start()
     newest = newest_env(folder)
-    link = f"{server.url}/env/{newest}" if newest else server.url
+    link = page_link(server.url, newest)
     print(f"Visdom is serving {folder} at {link}  (Ctrl-C stops it)", flush=True)
     _hint(link)
     try:

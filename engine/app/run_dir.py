@@ -11,6 +11,7 @@ from handlers.checkpoint import CheckpointError, find_checkpoint
 from handlers.plot import VisdomAddress, new_env, server_url
 from handlers.plot.base import Plotter
 from handlers.plot.policy import make_plotter, plot_backend, serving, ssh_hint, stop_shared_server
+from handlers.visdom_server.access import page_link
 from handlers.visdom_server.shared import linger
 from handlers.plot.report import command, runs_path
 
@@ -116,12 +117,12 @@ def plot_for_run(
     finally:
         plotter.close()
         if keep_serving and serving() is not None:
-            print(f"Serving the plots at {plotter.url}/env/{env} until Ctrl-C", flush=True)
+            print(f"Serving the plots at {page_link(plotter.url, env)} until Ctrl-C", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 while serving() is not None:
                     time.sleep(0.5)
         if stop_shared_server() is not None and not keep_serving:
-            link = f"{plotter.url}/env/{env}"
+            link = page_link(plotter.url, env)
             print(f"The page stays at {link} for {linger() / 60:g} minutes after the last run (--keep-serving: until "
                   "Ctrl-C)", flush=True)
             if ssh_hint(link):

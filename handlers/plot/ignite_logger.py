@@ -77,11 +77,13 @@ class VisdomLogger(ignite_visdom.VisdomLogger):
         user, password = kwargs.get("username"), kwargs.get("password")
         if user and not password:
             raise ValueError(f"VisdomLogger(username={user!r}) needs password= (or $VISDOM_PASSWORD)")
+        named = server or port or os.environ.get("VISDOM_SERVER_URL") or os.environ.get("VISDOM_PORT")
         server = server or os.environ.get("VISDOM_SERVER_URL", "localhost")
         port = port or int(os.environ.get("VISDOM_PORT", 8097))
         base = server if "://" in server else f"http://{server}"
         path = (kwargs.get("base_url") or "/").rstrip("/")
-        self.plotter = VisdomPlotter(f"{base}:{port}{path}", kwargs.get("env") or "main", out_dir=out_dir,
+        url = f"{base}:{port}{path}" if named else None  # none named: this user's own server (VisdomPlotter)
+        self.plotter = VisdomPlotter(url, kwargs.get("env") or "main", out_dir=out_dir,
                                      credentials=(user, password) if user else None, offline=offline)
         self.log_to_filename = log_path
         from handlers.plot.canvas import Canvas  # imports Visdom's client (slow): only when a logger is made

@@ -19,6 +19,14 @@ def server_url(url: str | None = None) -> str:
     return url or os.environ.get("VISDOM_URL", DEFAULT_URL)
 
 
+def _own_server() -> str:
+    """With no address given, this user's own shared server (started if none runs), never whatever answers on
+    8097 (another account's, say); the default address only when no server can start (points go to the record)."""
+    from handlers.plot.policy import live_url
+
+    return live_url(None)[0] or DEFAULT_URL
+
+
 def new_env() -> str:
     """A fresh env name per run: its start time, and a random suffix so runs started in the same
     second (or by several users) never share an env or a run folder."""
@@ -44,6 +52,7 @@ class VisdomPlotter(Plotter):
         credentials: tuple[str, str] | None = None,
         offline: bool = False,
     ) -> None:
+        url = url or os.environ.get("VISDOM_URL") or _own_server()
         VisdomAddress(server_url(url))  # a malformed URL fails before the plotter counts as open
         super().__init__(env, out_dir=out_dir, close_timeout=close_timeout)
         self.sender = Sender(self.store, server_url(url), env, connect_timeout=connect_timeout,

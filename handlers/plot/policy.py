@@ -24,6 +24,7 @@ from handlers.plot.wire import VisdomAddress
 from handlers.plot.wire import Wire
 from handlers.progress import in_notebook
 from handlers.visdom_server import shared
+from handlers.visdom_server.access import page_link
 
 __all__ = ["PLOT_SWITCH", "BACKENDS", "plot_backend", "plots_enabled", "live_url", "shared_server", "serving",
            "stop_shared_server", "default_plotter", "make_plotter", "run_plotter", "announce"]
@@ -191,7 +192,7 @@ def announce(plotter: Plotter, url: str | None = None) -> None:
     if not isinstance(plotter, VisdomPlotter):
         print(f"Plots: {plotter.url}", flush=True)
         return
-    link = f"{url or plotter.url}/env/{plotter.env}"
+    link = page_link(plotter.url, plotter.env, shown_at=url)
     whose = "  (your own server, as $VISDOM_URL or --visdom says)" if getattr(plotter, "yours", False) else ""
     print(f"Live plots: {link}{whose}", flush=True)
     hint = ssh_hint(link) if "google.colab" not in sys.modules else None

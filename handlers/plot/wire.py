@@ -163,28 +163,40 @@ class Wire:
         self.credentials = credentials  # (username, password); None: $VISDOM_USERNAME / $VISDOM_PASSWORD
         self._session: requests.Session | None = None
 
-    def _login(self, session: requests.Session) -> None:
+    def _login(self, session: requests.Session) -> bool:
+        """Visdom's own login, when credentials are set; whether it logged in."""
         user, password = self.credentials or (os.environ.get("VISDOM_USERNAME"), os.environ.get("VISDOM_PASSWORD"))
         if user and password:
             digest = hashlib.sha256(password.encode()).hexdigest()
             r = session.post(self.address.url + "/", json={"username": user, "password": digest}, timeout=self.timeout)
             if r.status_code != 200:
                 raise PermissionError(f"Visdom at {self.address} refused the login of user {user!r}")
+        return bool(user and password)
 
-    def _check_visdom(self, session: requests.Session) -> None:
-        """Ask what only Visdom answers ("true"/"false" to win_exists), once per connection."""
-        r = session.post(self.address.endpoint("win_exists"), data=json.dumps({"eid": "main", "win": "d2l-probe"}),
-                         timeout=self.timeout)
-        if r.status_code != 200 or r.text.strip() not in ("true", "false"):
-            raise NotVisdomError(f"{self.address} answers HTTP {r.status_code}, but not as a Visdom server does")
+    def _ask(self, session: requests.Session) -> requests.Response:
+        """What only Visdom answers ("true"/"false" to win_exists)."""
+        return session.post(self.address.endpoint("win_exists"), data=json.dumps({"eid": "main", "win": "d2l-probe"}),
+                            timeout=self.timeout)
 
     def _connect(self) -> requests.Session:
-        """The connection, made on first use: the login, then the one question only Visdom answers."""
+        """The connection, made on first use: one question only Visdom answers (a server of this user's that asks
+        for the token gets it once it proves it holds it, ``access.py``), the login, the question again if needed."""
         if self._session is None:
+            from handlers.visdom_server.access import HEADER, PRIVATE, verified
+
             session = requests.Session()
             session.trust_env = False  # loopback plots must not go through a proxy
-            self._login(session)
-            self._check_visdom(session)
+            r: requests.Response | None = self._ask(session)
+            if r.status_code == 403 and r.text.startswith(PRIVATE):  # type: ignore[union-attr]
+                token = verified(self.address.url)
+                if token is None:
+                    raise PermissionError(f"Visdom at {self.address} is private to another account (it does not "
+                                          "hold this account's token); plot to a server of your own")
+                session.headers[HEADER], r = token, None
+            if self._login(session) or r is None:
+                r = self._ask(session)
+            if r.status_code != 200 or r.text.strip() not in ("true", "false"):
+                raise NotVisdomError(f"{self.address} answers HTTP {r.status_code}, but not as a Visdom server does")
             self._session = session
         return self._session
 

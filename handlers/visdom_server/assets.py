@@ -14,7 +14,7 @@ import subprocess
 import tarfile
 import tempfile
 
-__all__ = ["static_dir", "required_files", "missing_files", "install_assets"]
+__all__ = ["static_dir", "required_files", "missing_files", "install_assets", "check_digest", "PINNED"]
 
 # CDN files that are not on unpkg: the npm package and file that hold the same bytes.
 _NOT_UNPKG = {
@@ -22,6 +22,47 @@ _NOT_UNPKG = {
     "d3.v3.min.js": ("d3@3.5.17", "d3.min.js"),
     "d3-selection-multi.v1.js": ("d3-selection-multi@1.0.1", "build/d3-selection-multi.js"),
 }
+
+
+# The npm registry's sha512 of each package Visdom 0.2.4 and 0.3.0 name (``npm view SPEC dist.integrity``): a
+# tarball that differs (a compromised registry or mirror) is refused before a byte of it is served.
+PINNED = dict(line.split() for line in """
+bootstrap@3.3.7 qcFaisBrcBhTFkz1IUnGDYnX6ZWfFzH8zOixUDtHW9Ip+r+7MfMFav2rzy7cIHc7rgIg7xjhWBoo1mS/U26j4g==
+classnames@2.2.5 DTt3GhOUDKhh4ONwIJW4lmhyotQmV2LjNlGK/J2hkwUcqcbKkCLAdJPtxQnxnlc7SR3f1CEXCyMmc7WLUsWbNA==
+d3-selection-multi@1.0.1 mEnRkJ6A+Otd1LuRPV3az+s/RLDmIEhuz/MnT21O2nPcWNH7wZotdIlRjMA4Wpr+n7AESQ5fD8v1J3nL2Mnw9g==
+d3@3.5.17 yFk/2idb8OHPKkbAL8QaOaqENNoMhIaSHZerk3oQsECwkObkCpJyjYwCe+OHiq6UEdhe1m8ZGARRRO3ljFjlKg==
+jquery@3.1.1 zuiWRmx65Kd1oFGdWLvAjbsumdOBFvs3r1vuqCyKFF79R7exBHNbiNEJ8LR+xkzgfxqBznMD/4Cv6PHXS6mvEw==
+layout-bin-packer@1.4.0 dQOZnajbOBGIcS9YlzKrkRtMCGa2oEpyf1zGRn93suphSvPclJe54Sbgtb053GJ21DUk84IBzaeQvjn+Gb10fA==
+mathjax@2.7.5 OzsJNitEHAJB3y4IIlPCAvS0yoXwYjlo2Y4kmm9KQzyIBZt2d8yKRalby3uTRNN4fZQiGL2iMXjpdP1u2Rq2DQ==
+mathjax@3.2.2 Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==
+plotly.js-dist-min@2.11.1 F9WWNht0D3yBLZGHbLoJNfvplXvy+GUPSsA/lCbMuYd/UwzSu6Vmyprxlps9Einw1LDS1hYBrJeioK0lE3ieXA==
+react-dom@16.2.0 zpGAdwHVn9K0091d+hr+R0qrjoJ84cIBFL2uU60KvWBPfZ7LPSrfqviTxGHWN0sjPZb2hxWzMexwrvJdKePvjg==
+react-grid-layout@0.16.3 ytP92EqUjqcFhGzvdeKrK610dQ04GdFwRCWtD6PoeL5wR3liETcFISO7k8RBqnosV86JtXf/DwIfrL0COLs0gg==
+react-grid-layout@2.2.3 OAEJHBxmfuxQfVtZwRzmsokijGlBgzYIJ7MUlLk/VSa43SaGzu15w5D0P2RDrfX5EvP9POMbL6bFrai/huDzbQ==
+react-modal@3.1.10 7b77AGWCkdg0YOf/qcYIGCpuwbxRwOA8P3UrUovk4grUNv+idOmHovJAx/Dcd3fuwHtgixxVjpcjVG60985MSA==
+react-resizable@1.4.6 4zLORO51u0/mlDsrVCAA4p266d+3mb2ZMNdiWOotAh/PdnfrRzZhgePmKE08PSQatXVIfMjmyD+Sapay8tmxdQ==
+react-resizable@3.1.3 liJBNayhX7qA4tBJiBD321FDhJxgGTJ07uzH5zSORXoE8h7PyEZ8mLqmosST7ppf6C4zUsbd2gzDMmBCfFp9Lw==
+react@16.2.0 ZmIomM7EE1DvPEnSFAHZn9Vs9zJl5A9H7el0EGTE6ZbW9FKe/14IYAlPbC8iH25YarEQxZL+E8VW7Mi7kfQrDQ==
+save-svg-as-png@1.4.17 7QDaqJsVhdFPwviCxkgHiGm9omeaMBe1VKbHySWU6oFB2LtnGCcYS13eVoslUgq6VZC6Tjq/HddBd1K6p2PGpA==
+sjcl@1.0.7 xQbiwKfiAj6vyk44ANJ5RRymALRdRZOuRoKNYkWUU404p/RFXmMaay1Z5vRn30GJjkD+psox4Jd38jZojSuNYA==
+""".strip().splitlines())
+
+
+def check_digest(spec: str, tarball: str) -> None:
+    """Refuse a package whose bytes are not the pinned ones (or that has no pin: an unknown Visdom version)."""
+    import base64
+    import hashlib
+
+    pinned = PINNED.get(spec)
+    if pinned is None:
+        raise RuntimeError(f"no pinned digest for Visdom's browser package {spec}: this Visdom version's files are "
+                           "unknown to d2l-ignite; use visdom 0.2.4 or 0.3.0")
+    with open(tarball, "rb") as f:
+        digest = base64.b64encode(hashlib.sha512(f.read()).digest()).decode()
+    if digest != pinned:
+        raise RuntimeError(f"the npm package {spec} is not the one pinned (sha512 {digest[:16]}..., pinned "
+                           f"{pinned[:16]}...): nothing of it was installed; check the registry (npm config get "
+                           "registry)")
 
 
 def static_dir() -> str:
@@ -86,10 +127,14 @@ def missing_files() -> list[str]:
 
 
 def _main_file(package_dir: str) -> str:
+    """The package's main file, which must lie inside the package (its ``package.json`` is data, not a path)."""
     import json
 
-    meta = json.load(open(os.path.join(package_dir, "package.json")))
-    return meta.get("main", "index.js")
+    main = json.load(open(os.path.join(package_dir, "package.json"))).get("main", "index.js")
+    inside = os.path.realpath(os.path.join(package_dir, str(main)))
+    if os.path.commonpath([inside, os.path.realpath(package_dir)]) != os.path.realpath(package_dir):
+        raise RuntimeError(f"the npm package's main file {str(main)[:80]!r} lies outside the package: refused")
+    return str(main)
 
 
 def install_assets(npm: str = "npm", say=print, visdom_dir: str | None = None) -> list[str]:
@@ -118,6 +163,7 @@ def install_assets(npm: str = "npm", say=print, visdom_dir: str | None = None) -
         for spec in sorted({s for s, _ in needed.values()}):
             done = _npm_pack(npm, spec, tmp)
             tarball = os.path.join(tmp, done.stdout.strip().splitlines()[-1])
+            check_digest(spec, tarball)
             unpack = os.path.join(tmp, re.sub(r"[^\w.-]", "_", spec))
             with tarfile.open(tarball) as tar:
                 tar.extractall(unpack, filter="data")

@@ -15,9 +15,8 @@ import secrets
 import time
 import warnings
 
-import requests
-
 from handlers.plot.report import runs_path, say
+from handlers.visdom_server.access import proves, token_path, user_token
 from handlers.visdom_server.assets import install_assets
 
 __all__ = ["LocalVisdom", "free_port", "port_in_use"]
@@ -78,6 +77,7 @@ class LocalVisdom:
         self.base_url = "/" + base_url.strip("/") if base_url.strip("/") else ""  # every path under it (a proxy's)
         self.env_path = env_path or runs_path("visdom")
         self.process: subprocess.Popen | None = None
+        self.token: str | None = None
 
     @property
     def url(self) -> str:
@@ -103,6 +103,9 @@ class LocalVisdom:
             ["--watch-pid", str(os.getpid())]
         if self.watch_runs:
             lifetime += ["--watch-runs", os.path.abspath(self.watch_runs)]
+        if _is_loopback(self.host):  # every request must carry the user's token (access.py), read from its file;
+            self.token = user_token()  # on every interface Visdom's own --login guards the server instead
+            lifetime += ["--token-file", token_path()]
         args = [sys.executable, _SERVE, *([] if _is_loopback(self.host) else ["--any-ip"]), *lifetime, "--",
                 "-port", str(self.port), "-env_path", os.path.abspath(self.env_path)]
         if self.base_url:
@@ -112,11 +115,7 @@ class LocalVisdom:
         env = dict(os.environ)
         if self.login:
             args += ["-enable_login", "-force_new_cookie"]  # never reuse a secret an earlier launch left
-            env["VISDOM_USE_ENV_CREDENTIALS"] = "1"
-            env.setdefault("VISDOM_COOKIE", secrets.token_hex(32))  # signs the session cookie; never printed
-            secret_dir = os.path.expanduser("~/.visdom")  # where visdom writes that secret
-            os.makedirs(secret_dir, mode=0o700, exist_ok=True)
-            os.chmod(secret_dir, 0o700)
+            _login_environment(env)
         log = os.open(os.path.join(self.env_path, "server.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
                       0o600)  # a link planted there is refused (ELOOP), never appended through
         self._log = os.fdopen(log, "ab")
@@ -128,14 +127,17 @@ class LocalVisdom:
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            answer = proves(self.url, self.token) if self.token else _answers(self.url)
+            if answer:
+                return
+            if answer is False:  # the port answers, but not as the server just started: someone else holds it
+                self.stop()
+                raise RuntimeError(f"port {self.port} answers, but not as the Visdom server just started (another "
+                                   "program, perhaps another account's, took it first); the plots were not sent "
+                                   "there. Choose another port (--port), or omit it for a free one")
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"Visdom server exited with code {self.process.returncode}; "
                                    f"see {os.path.join(self.env_path, 'server.log')}")
-            try:
-                if requests.get(self.url + "/", timeout=2).status_code in (200, 302):
-                    return
-            except requests.RequestException:
-                pass
             time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"Visdom server did not answer at {self.url} within {timeout:.0f}s")
@@ -157,3 +159,22 @@ class LocalVisdom:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _answers(url: str) -> bool | None:
+    """Whether a server answers the page at ``url`` (None: not yet)."""
+    import requests
+
+    try:
+        return requests.get(url + "/", timeout=2).status_code in (200, 302) or None
+    except requests.RequestException:
+        return None
+
+
+def _login_environment(env: dict[str, str]) -> None:
+    """Visdom's own login reads the credentials from the environment, never the command line."""
+    env["VISDOM_USE_ENV_CREDENTIALS"] = "1"
+    env.setdefault("VISDOM_COOKIE", secrets.token_hex(32))  # signs the session cookie; never printed
+    secret_dir = os.path.expanduser("~/.visdom")  # where visdom writes that secret
+    os.makedirs(secret_dir, mode=0o700, exist_ok=True)
+    os.chmod(secret_dir, 0o700)

@@ -8,7 +8,9 @@ method but GET/HEAD, or a websocket) that carries an ``Origin`` must come from t
 origin, which shuts out cross-site forms and fetches. Clients that send no ``Origin`` (this project's
 plotter, ``replay``, ``compare``, Visdom's Python client) are unaffected.
 
-Run as a script, ``python serve.py [--any-ip] [--watch-pid PID] [--shared DIR --linger S] -- VISDOM-ARGS``,
+With ``--token-file`` every request must also carry the user's token (``access.py``).
+
+Run as a script, ``python serve.py [--any-ip] [--token-file F] [--watch-pid PID] [--shared DIR --linger S] -- ARGS``,
 so the server process needs nothing of this package on its path; it wraps Tornado's
 ``RequestHandler.prepare``, the hook every Visdom handler (pages, API, websockets, static files) runs
 first, and then starts Visdom's ``run_server.main``. Its lifetime is watched here, by process id rather
@@ -66,15 +68,21 @@ def refusal(method: str, host: str, origin: str | None, websocket: bool, protoco
     return None
 
 
-def install(any_ip: bool) -> None:
+def install(any_ip: bool, token: str | None = None) -> None:
     import tornado.web
 
     allowed = allowed_names(any_ip)
+    secret = _load("access.py")
 
     def prepare(handler: tornado.web.RequestHandler) -> None:
         r = handler.request
         why = refusal(r.method or "GET", r.host, r.headers.get("Origin"),
                       r.headers.get("Upgrade", "").lower() == "websocket", r.protocol, allowed, any_ip)
+        if why is None and token is not None:
+            if r.path.endswith(secret.PROOF_PATH):  # anyone may ask; only the token's holder answers right
+                handler.finish(secret.proof(token, handler.get_query_argument("nonce", "")))
+                return
+            why = _without_token(handler, token, secret)
         if why is not None:  # answered here: Visdom's error page would log a traceback for each refusal
             handler.set_status(403)
             handler.finish(why)
@@ -82,9 +90,26 @@ def install(any_ip: bool) -> None:
     tornado.web.RequestHandler.prepare = prepare  # type: ignore[method-assign]
 
 
-def _leases() -> ModuleType:
-    """``leases.py`` beside this file, loaded by path (this package is not importable here)."""
-    spec = importlib.util.spec_from_file_location("d2l_leases", os.path.join(os.path.dirname(__file__), "leases.py"))
+def _without_token(handler: object, token: str, secret: ModuleType) -> str | None:
+    """Why a request without this user's token is refused, or None. The link's ``?token=`` becomes a cookie
+    (HttpOnly, same-site only) so the page's own requests and websocket carry it."""
+    import hmac
+
+    given = handler.get_query_argument("token", None)  # type: ignore[attr-defined]
+    if given is not None and hmac.compare_digest(given, token):
+        handler.set_cookie(secret.COOKIE, token, httponly=True, samesite="Strict")  # type: ignore[attr-defined]
+        return None
+    for held in (handler.request.headers.get(secret.HEADER), handler.get_cookie(secret.COOKIE)):  # type: ignore
+        if held is not None and hmac.compare_digest(held, token):
+            return None
+    return (secret.PRIVATE + ": open the link its run printed (it carries ?token=...), or send the token in the "
+            + secret.HEADER + " header")
+
+
+def _load(name: str) -> ModuleType:
+    """A module beside this file (``leases.py``, ``access.py``), loaded by path (this package is not importable
+    here)."""
+    spec = importlib.util.spec_from_file_location(f"d2l_{name[:-3]}", os.path.join(os.path.dirname(__file__), name))
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
@@ -97,7 +122,7 @@ def _option(args: list[str], name: str) -> str | None:
 def watch(pid: int | None, shared: str | None, port: str, linger: float, poll: float = 0.5) -> None:
     """End this process when ``pid`` ends, or ``linger`` s after the shared server's last lease went; the
     record is removed under the lock first, so no client leases a server that is going away."""
-    leases = _leases()
+    leases = _load("leases.py")
     idle_since: float | None = None
     while True:
         time.sleep(poll)
@@ -192,7 +217,8 @@ def watch_runs(runs: str, env_path: str, every_ms: int = 2000) -> None:
 
 def main(argv: list[str]) -> None:
     ours, visdom_args = argv[: argv.index("--")], argv[argv.index("--") + 1:]
-    install(any_ip="--any-ip" in ours)
+    token_file = _option(ours, "--token-file")  # the user's token, read from their private file (never an argument)
+    install(any_ip="--any-ip" in ours, token=_load("access.py").user_token(token_file) if token_file else None)
     if "--watch-runs" in ours:
         watch_runs(_option(ours, "--watch-runs"), _option(visdom_args, "-env_path"))  # type: ignore[arg-type]
     pid, shared = _option(ours, "--watch-pid"), _option(ours, "--shared")
