@@ -245,13 +245,14 @@ def show_frame(link: str) -> None:
     """The live window under the cell. A remote kernel's loopback is not the browser's: with
     jupyter-server-proxy the frame opens the page through Jupyter's own origin; in Colab through Colab's
     proxy for the kernel port (a whole origin of its own, so Visdom's absolute paths work)."""
-    address = VisdomAddress(link)
+    address, parts = VisdomAddress(link), urlsplit(link)
+    local = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")  # the token stays with the path
     if _proxied() and address.host in _LOCAL and address.base.startswith(jupyter_proxy_path(address.port)):
-        link = urlsplit(link).path  # the page's own origin (Jupyter's), which the browser reaches wherever it is
+        link = local  # the page's own origin (Jupyter's), which the browser reaches wherever it is
     elif "google.colab" in sys.modules and address.host in _LOCAL:
         from google.colab import output  # type: ignore[import-not-found]
 
-        output.serve_kernel_port_as_iframe(address.port, path=urlsplit(link).path or "/", height=480)
+        output.serve_kernel_port_as_iframe(address.port, path=local, height=480)
         return
     from IPython.display import IFrame, display
 
