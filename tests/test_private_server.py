@@ -198,3 +198,14 @@ def test_the_server_reads_the_token_from_the_users_file_never_its_command_line(s
     cmdline = open(f"/proc/{server.process.pid}/cmdline", "rb").read().decode()
     assert open(token_path()).read().strip() not in cmdline and "--token-file" in cmdline
     assert oct(os.stat(token_path()).st_mode & 0o777) == "0o600"
+
+
+def test_a_visdom_client_of_your_own_draws_once_it_sends_the_token(server):
+    """What the README tells a user whose code calls ``visdom.Visdom`` directly."""
+    from visdom import Visdom
+
+    host, port = server.url.rsplit(":", 1)
+    vis = Visdom(server=host, port=int(port), use_incoming_socket=False, raise_exceptions=False)
+    vis.session.headers[HEADER] = open(token_path()).read().strip()
+    vis.line(Y=[1.0, 0.5], X=[1, 2], win="mine", env="own-client")
+    assert _exists(server, "own-client", "mine")
