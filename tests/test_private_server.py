@@ -209,3 +209,31 @@ def test_a_visdom_client_of_your_own_draws_once_it_sends_the_token(server):
     vis.session.headers[HEADER] = open(token_path()).read().strip()
     vis.line(Y=[1.0, 0.5], X=[1, 2], win="mine", env="own-client")
     assert _exists(server, "own-client", "mine")
+
+
+PANE_SCRIPT = textwrap.dedent("""
+    import json, sys, urllib.request, urllib.error
+    pane = {"data": [{"content": "<img src=x onerror=\\"document.title='owned'\\">", "type": "text"}],
+            "win": "pane", "eid": "victim"}
+    try:
+        urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/events", data=json.dumps(pane).encode()),
+                               timeout=10)
+        print(200)
+    except urllib.error.HTTPError as e:
+        print(e.code)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or _nobody_python() is None,
+                    reason="running as a second local account (nobody) needs root and a system Python")
+def test_a_pane_another_account_posts_never_runs_script_in_the_users_browser(server):
+    """The attack in a real browser: ``nobody`` posts a text pane whose image handler retitles the page; the user then
+    opens the env by the printed link in headless Chromium. The post is refused, and no script of it runs."""
+    from test_visdom_ui import browse
+
+    done = subprocess.run([_nobody_python(), "-c", PANE_SCRIPT, server.url], user="nobody", group="nogroup",
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.stdout.strip() == "403", done.stdout + done.stderr
+    dom = browse(page_link(server.url, "victim"), "--virtual-time-budget=5000", "--dump-dom").stdout
+    assert "<title>owned</title>" not in dom and "onerror" not in dom and "<title>" in dom
