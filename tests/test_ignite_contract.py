@@ -17,7 +17,7 @@ from torch import nn
 from engine import create_trainer
 from engine.dispatch import Engine as OurEngine
 from handlers import BookAccuracy, BookLoss, LocalVisdom, UpdateEvents, VisdomLogger
-from visdom_util import trace_counts, window
+from visdom_util import own, trace_counts, window
 
 ENGINES = [pytest.param(ignite.engine.Engine, id="ignite"), pytest.param(OurEngine, id="ours")]
 
@@ -173,6 +173,7 @@ def test_logger_takes_the_login_as_keywords(tmp_path, monkeypatch):
         logger.vis.line(Y=[3.0], X=[1.0], win="w", name="t")
         assert logger.plotter.close() is True
         session = __import__("requests").Session()
+        session.headers.update(own(s.url))  # this user's token, then Visdom's own login
         session.post(s.url + "/", json={"username": "alice", "password": __import__("hashlib").sha256(
             b"s3cret").hexdigest()})
         assert trace_counts(s.url, "login", "w", session) == {"t": 1}
@@ -188,7 +189,9 @@ def test_logger_offline_keeps_a_log_visdom_replays(server, tmp_path):
     logger.vis.text("done", win="note")
     logger.close()  # nothing was sent: no server at port 9 was ever asked
     assert logger.plotter.sender.failures == 0
-    Visdom(**_at(server.url), use_incoming_socket=False).replay_log(path)
+    vis = Visdom(**_at(server.url), use_incoming_socket=False)
+    vis.session.headers.update(own(server.url))  # a plain Visdom client on the user's private server (README)
+    vis.replay_log(path)
     assert trace_counts(server.url, "offline-run", "loss") == {"train": 3}
     assert window(server.url, "offline-run", "note")["content"] == "done"
 
