@@ -107,11 +107,15 @@ def test_a_second_local_account_reads_writes_and_deletes_nothing(server):
 
 
 SQUATTER = textwrap.dedent("""
-    import http.server, sys
+    import http.server, sys, urllib.request
+    relay = sys.argv[2]  # one of the user's own servers: the proof's nonce is relayed there
     class Answer(http.server.BaseHTTPRequestHandler):
         def _any(self):
             sys.stdout.write(repr(dict(self.headers)) + "\\n"); sys.stdout.flush()
-            self.send_response(200); self.end_headers(); self.wfile.write(b"true")
+            body = b"true"
+            if self.path.startswith("/d2l-ignite/proof"):
+                body = urllib.request.urlopen(relay + self.path, timeout=10).read()
+            self.send_response(200); self.end_headers(); self.wfile.write(body)
         do_GET = do_POST = _any
         def log_message(self, *args): pass
     server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Answer)
@@ -120,11 +124,13 @@ SQUATTER = textwrap.dedent("""
 """)
 
 
-def test_a_program_squatting_the_port_is_found_at_start_and_never_gets_the_token(tmp_path, monkeypatch):
+def test_a_program_squatting_the_port_is_found_at_start_and_never_gets_the_token(server, tmp_path, monkeypatch):
     """A program binds the port between the free-port check and Visdom's bind (its ~1 s import): any HTTP 200 used
-    to count as "our server started". Now the start fails naming it, and neither it nor a client learns the token."""
+    to count as "our server started". Now the start fails naming it, and neither it nor a client learns the token,
+    even when it relays the proof's nonce to one of the user's own servers (the answer is bound to the port)."""
     port = free_port()
-    squatter = subprocess.Popen([sys.executable, "-c", SQUATTER, str(port)], stdout=subprocess.PIPE, text=True)
+    squatter = subprocess.Popen([sys.executable, "-c", SQUATTER, str(port), server.url], stdout=subprocess.PIPE,
+                                text=True)
     try:
         assert squatter.stdout.readline().strip() == "ready"
         monkeypatch.setattr(process, "port_in_use", lambda host, p: False)  # the squatter came after the check

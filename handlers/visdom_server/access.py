@@ -65,8 +65,10 @@ def _private(where: str, kind: object, open_bits: int) -> None:
                               "remove it: the plots' secret is made again")
 
 
-def proof(token: str, nonce: str) -> str:
-    return hmac.new(token.encode(), nonce.encode(), hashlib.sha256).hexdigest()
+def proof(token: str, nonce: str, port: int) -> str:
+    """The answer only the token's holder can give, bound to the port it listens on: a program on another port
+    that relays the nonce to one of this user's servers gets that server's answer, which is not its own."""
+    return hmac.new(token.encode(), f"{nonce}:{port}".encode(), hashlib.sha256).hexdigest()
 
 
 def proves(url: str, token: str, timeout: float = 2.0) -> bool | None:
@@ -81,7 +83,7 @@ def proves(url: str, token: str, timeout: float = 2.0) -> bool | None:
         return False
     except (OSError, ValueError):
         return None
-    return hmac.compare_digest(answer, proof(token, nonce))
+    return hmac.compare_digest(answer, proof(token, nonce, urllib.parse.urlsplit(url).port or 80))
 
 
 def verified(url: str, timeout: float = 2.0) -> str | None:

@@ -68,7 +68,7 @@ def refusal(method: str, host: str, origin: str | None, websocket: bool, protoco
     return None
 
 
-def install(any_ip: bool, token: str | None = None) -> None:
+def install(any_ip: bool, token: str | None = None, port: int = 0) -> None:
     import tornado.web
 
     allowed = allowed_names(any_ip)
@@ -80,7 +80,7 @@ def install(any_ip: bool, token: str | None = None) -> None:
                       r.headers.get("Upgrade", "").lower() == "websocket", r.protocol, allowed, any_ip)
         if why is None and token is not None:
             if r.path.endswith(secret.PROOF_PATH):  # anyone may ask; only the token's holder answers right
-                handler.finish(secret.proof(token, handler.get_query_argument("nonce", "")))
+                handler.finish(secret.proof(token, handler.get_query_argument("nonce", ""), port))
                 return
             why = _without_token(handler, token, secret)
         if why is not None:  # answered here: Visdom's error page would log a traceback for each refusal
@@ -218,7 +218,8 @@ def watch_runs(runs: str, env_path: str, every_ms: int = 2000) -> None:
 def main(argv: list[str]) -> None:
     ours, visdom_args = argv[: argv.index("--")], argv[argv.index("--") + 1:]
     token_file = _option(ours, "--token-file")  # the user's token, read from their private file (never an argument)
-    install(any_ip="--any-ip" in ours, token=_load("access.py").user_token(token_file) if token_file else None)
+    install(any_ip="--any-ip" in ours, token=_load("access.py").user_token(token_file) if token_file else None,
+            port=int(_option(visdom_args, "-port") or 0))  # the port it listens on, not a header a client sets
     if "--watch-runs" in ours:
         watch_runs(_option(ours, "--watch-runs"), _option(visdom_args, "-env_path"))  # type: ignore[arg-type]
     pid, shared = _option(ours, "--watch-pid"), _option(ours, "--shared")
