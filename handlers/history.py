@@ -40,8 +40,7 @@ class History:
 
     def figures(self) -> list[str]:
         """The names of the figures kept (each a list with one entry an epoch)."""
-        fixed = [f.name for f in fields(self) if f.name not in ("devices", "extra")]
-        return [n for n in fixed if getattr(self, n)] + list(self.extra)
+        return [n for n in _FIXED if getattr(self, n)] + list(self.extra)
 
     def _record(self, trainer: Engine, figures: Figures) -> None:
         epochs = len(self.train_loss) + 1
@@ -90,4 +89,4 @@ class History:
                     {n: list(f) for n, f in value.items()} if isinstance(value, dict) else value)
 
 
-_FIXED = {f.name for f in fields(History)} - {"devices", "extra"}
+_FIXED = tuple(f.name for f in fields(History) if f.name not in ("devices", "extra"))  # the lists, in their order

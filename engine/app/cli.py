@@ -50,14 +50,16 @@ def _compare(args: argparse.Namespace) -> int:
     if args.visdom is not None or os.environ.get("VISDOM_URL"):
         url = server_url(args.visdom)
         windows = compare_runs(url, args.runs, name)
-        print(f"Comparing {len(args.runs)} runs in {len(windows)} windows: {page_link(url, name)}", flush=True)
-        _hint(page_link(url, name))
+        link = page_link(url, name)
+        print(f"Comparing {len(args.runs)} runs in {len(windows)} windows: {link}", flush=True)
+        _hint(link)
         return 0
     with LocalVisdom(env_path=serve_folder(runs_path())) as server:
         windows = compare_runs(server.url, args.runs, name)
-        print(f"Comparing {len(args.runs)} runs in {len(windows)} windows: {page_link(server.url, name)}  (Ctrl-C "
-              "stops the server)", flush=True)
-        _hint(page_link(server.url, name))
+        link = page_link(server.url, name)
+        print(f"Comparing {len(args.runs)} runs in {len(windows)} windows: {link}  (Ctrl-C stops the server)",
+              flush=True)
+        _hint(link)
         return _serve_until_stopped(server)
 
 

@@ -52,10 +52,10 @@ class VisdomPlotter(Plotter):
         credentials: tuple[str, str] | None = None,
         offline: bool = False,
     ) -> None:
-        url = url or os.environ.get("VISDOM_URL") or _own_server()
-        VisdomAddress(server_url(url))  # a malformed URL fails before the plotter counts as open
+        url = server_url(url) if url or os.environ.get("VISDOM_URL") else _own_server()
+        VisdomAddress(url)  # a malformed URL fails before the plotter counts as open
         super().__init__(env, out_dir=out_dir, close_timeout=close_timeout)
-        self.sender = Sender(self.store, server_url(url), env, connect_timeout=connect_timeout,
+        self.sender = Sender(self.store, url, env, connect_timeout=connect_timeout,
                              read_timeout=read_timeout, max_queue=max_queue, min_interval=min_interval,
                              credentials=credentials, offline=offline)
         self.replay_path: str | None = None
