@@ -3,10 +3,12 @@ events (stand-ins on a CPU; ``tests/test_cuda.py`` counts the real ones), plot m
 Speeds are measured in ``bench overhead``, not here: these tests count calls and bytes."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 import tqdm
 from ignite.engine import Engine, Events
@@ -93,10 +95,21 @@ def test_the_timer_hands_pooled_events_back_so_none_grows(monkeypatch):
 
 
 MEMORY = textwrap.dedent("""
-    import gc, os, psutil, torch
+    import gc, socket, sys, psutil, torch
     from handlers import VisdomPlotter
+    from handlers.visdom_server.process import LocalVisdom
     rss = lambda: psutil.Process().memory_info().rss
-    plotter = VisdomPlotter("http://127.0.0.1:9", "fast", connect_timeout=0.1, min_interval=0.05)
+    kind = sys.argv[1]
+    if kind == "up":
+        url = LocalVisdom(env_path=sys.argv[2]).start().url
+    elif kind == "hung":  # accepts the connection (the kernel's backlog) and never answers
+        hung = socket.socket()
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+    else:
+        url = "http://127.0.0.1:9"
+    plotter = VisdomPlotter(url, "fast", connect_timeout=0.1, read_timeout=1.0, min_interval=0.05)
     plotter.add("loss", "loss", 0, torch.tensor(1.0))
     before = rss()
     for i in range(200_000):
@@ -109,9 +122,13 @@ MEMORY = textwrap.dedent("""
 """)
 
 
-def test_200k_tensor_points_with_the_server_down_stay_within_40_mb():
-    done = subprocess.run([sys.executable, "-c", MEMORY], capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "D2L_IGNITE_PLOT": "0"})
+@pytest.mark.parametrize("server", ["down", "hung", "up"])
+def test_200k_tensor_points_stay_within_40_mb_whatever_the_server(server, tmp_path):
+    """RSS, in a process of its own: tensor storage is outside tracemalloc's view. The sender once copied every
+    point of a window for each try at a server that was down (its own malloc arena kept the peak): 24-30 MB, and
+    past 40 on a busy machine; it now asks the server first."""
+    done = subprocess.run([sys.executable, "-c", MEMORY, server, str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "D2L_IGNITE_PLOT": "0"})
     assert done.returncode == 0, done.stderr[-2000:]
     grown = float(done.stdout.split("GROWN ")[1])
     assert grown <= 40, grown

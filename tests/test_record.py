@@ -149,6 +149,7 @@ def test_the_sender_draws_windows_in_the_records_order():
         store.add(name, "t", 1.0, 2.0)
     sender = Sender(store, "http://127.0.0.1:9", "e")
     sender.wire.post = lambda endpoint, msg: posted.append(msg["win"]) or "true"  # type: ignore[method-assign]
+    sender.wire.connect = lambda: None  # type: ignore[method-assign]
     sender._full.update(store.windows)
     sender._send(set())
     assert posted == ["zeta", "alpha", "mid"]

@@ -81,14 +81,22 @@ class Plotter:
         self._shown(name)
         return self
 
-    def attach(self, engine: Engine, event: Any, series: Mapping[str, Reader],
+    def attach(self, engine: Engine, event: Any, series: Mapping[str, Reader] | Callable[[], Mapping[str, Any]],
                x: Reader | Callable[[Engine, Any], Any] = lambda e: e.state.iteration, window: str = "main") -> Plotter:
+        """A point per trace each time ``event`` fires: ``series`` maps traces to readers of the engine, or is
+        one call that returns ``{trace: value}`` (a set of figures that grows with the metrics attached)."""
         if window not in self.store.windows:
-            self.window(window, list(series), xlabel="iteration")
+            self.window(window, [] if callable(series) else list(series), xlabel="iteration")
         if _positional_arity(x) >= 2:  # Ignite's global_step_transform(engine, event_name)
             step = x
             x = lambda e: step(e, event)  # noqa: E731
-        engine.add_event_handler(event, self._point, dict(series), x, window)
+        if callable(series):
+            figures = series
+            read: Callable[[Engine], Mapping[str, Any]] = lambda e: figures()  # noqa: E731
+        else:
+            readers = dict(series)
+            read = lambda e: {trace: r(e) for trace, r in readers.items()}  # noqa: E731
+        engine.add_event_handler(event, self._point, read, x, window)
         return self
 
     def add(self, window: str, trace: str, x: Any, y: Any, step: int | None = None) -> None:
@@ -102,10 +110,10 @@ class Plotter:
         self.store.add(window, trace, x, y)
         self._shown(window, trace, step)
 
-    def _point(self, engine: Engine, series: dict[str, Reader], x: Reader, window: str) -> None:
+    def _point(self, engine: Engine, read: Callable[[Engine], Mapping[str, Any]], x: Reader, window: str) -> None:
         at = x(engine)
-        for trace, read in series.items():
-            self.add(window, trace, at, read(engine), engine.state.iteration)
+        for trace, value in read(engine).items():
+            self.add(window, trace, at, value, engine.state.iteration)
 
     def set_points(self, window: str, traces: dict[str, list]) -> None:
         """Replace the points of ``window``'s traces (a resumed run's own window); the back-end re-draws it."""

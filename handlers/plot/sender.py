@@ -270,6 +270,7 @@ class Sender:
         return long
 
     def _send(self, dirty: set[tuple[str, str]], stopping: bool = False) -> None:
+        self.wire.connect()  # a server that is down fails here, before whole windows are copied for it
         while self.messages:
             self.wire.post(*self.messages[0])
             self.messages.pop(0)

@@ -40,16 +40,9 @@ def attach_book_plot(
                    xlabel="epoch", xlim=(0, num_epochs), ylim=(0, 1), log_y=log_y,
                    extra={"markers": few, "markersize": 5, "width": 640, "height": 420, "grow_y": not log_y})
     figures = Figures(trainer, evaluator, ema_evaluator)  # every metric of the Engines is a trace (handlers.figures)
-    trainer.add_event_handler(book_points(trainer), _draw, plotter, window, figures.running, epoch_fraction)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, _draw, plotter, window, figures.tests, lambda e: e.state.epoch)
+    plotter.attach(trainer, book_points(trainer), figures.running, x=epoch_fraction, window=window)
+    plotter.attach(trainer, Events.EPOCH_COMPLETED, figures.tests, x=lambda e: e.state.epoch, window=window)
     return plotter
-
-
-def _draw(engine: Engine, plotter: Plotter, window: str, read: Callable[[], dict[str, float]],
-          x: Callable[[Engine], float]) -> None:
-    at = x(engine)
-    for trace, value in read().items():
-        plotter.add(window, trace, at, value, engine.state.iteration)
 
 
 def attach_lr_plot(plotter: Plotter, trainer: Engine, lr: Callable[[], float]) -> Plotter:

@@ -178,7 +178,7 @@ class Wire:
         return session.post(self.address.endpoint("win_exists"), data=json.dumps({"eid": "main", "win": "d2l-probe"}),
                             timeout=self.timeout)
 
-    def _connect(self) -> requests.Session:
+    def connect(self) -> requests.Session:
         """The connection, made on first use: one question only Visdom answers (a server of this user's that asks
         for the token gets it once it proves it holds it, ``access.py``), the login, the question again if needed."""
         if self._session is None:
@@ -201,7 +201,7 @@ class Wire:
         return self._session
 
     def post(self, endpoint: str, msg: dict) -> str:
-        session = self._connect()
+        session = self.connect()
         try:
             r = session.post(self.address.endpoint(endpoint), data=json.dumps(msg), timeout=self.timeout)
             r.raise_for_status()
@@ -213,7 +213,7 @@ class Wire:
     def is_visdom(self) -> bool:
         """True when a Visdom server answers here (and accepts the login, if one is set): one request."""
         try:
-            self._connect()
+            self.connect()
             return True
         except (requests.RequestException, PermissionError):
             return False
