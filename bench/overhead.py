@@ -41,6 +41,7 @@ def fixed_cost(plot: VisdomPlotter | bool, repeats: int) -> float:
     """ms from the call to the first step plus from the last step to the return."""
     data, costs = batches(20), []
     for _ in range(repeats):
+        _png_drawn()  # the last call's PNG thread is done: each call is timed alone, as a notebook cell runs it
         net = nn.Linear(4, 3)
         marks: dict[str, float] = {}
         timing = lambda t, _: (  # noqa: E731
@@ -72,9 +73,14 @@ def default_fixed_cost(url: str, folder: str, repeats: int) -> float:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        for thread in threading.enumerate():
-            if thread.name == "curves-png":
-                thread.join()
+        _png_drawn()
+
+
+def _png_drawn() -> None:
+    """Wait for the PNGs still being drawn (``plot=True`` draws its PNG on a thread after the call returns)."""
+    for thread in threading.enumerate():
+        if thread.name == "curves-png":
+            thread.join()
 
 
 def whole_call(repeats: int) -> tuple[float, ...]:
@@ -124,8 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"per-iteration cost over a bare Ignite Engine, trivial step: ours {costs['ours'][1]:+.1f} us "
           f"(target <= 5 us), ours with its progress display {costs['ours+bar'][1]:+.1f} us (target <= 15 us); "
           f"Ignite's factory with Accuracy and Loss {costs['ignite'][1]:+.1f} us, with its ProgressBar "
-          f"{costs['ignite+bar'][1]:+.1f} us (fastest of {rounds} interleaved epochs x {iterations} iterations, CPU "
-          "time)")
+          f"{costs['ignite+bar'][1]:+.1f} us (median iteration, paired within each of {rounds} interleaved rounds of "
+          f"{iterations} iterations; CPU time on the CPU)")
     print(f"aten ops per iteration: ours {costs['ours'][2]:.1f}, the hand loop with the book's figures "
           f"{costs['hand+book'][2]:.1f} (target: ours <= it), the bare hand loop {costs['hand'][2]:.1f}; Python calls "
           f"per iteration: ours {costs['ours'][3]:.0f}, with the bar {costs['ours+bar'][3]:.0f}, a bare Engine "

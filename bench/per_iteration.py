@@ -8,17 +8,19 @@ project's own step body) run by every loop a user could write, interleaved round
   default progress display;
 - ``ignite``, ``ignite+bar``: Ignite's ``create_supervised_trainer`` with ``Accuracy`` and ``Loss`` on the
   training device, without and with Ignite's ``ProgressBar``.
-Each figure is the median over rounds of an epoch's time per iteration (µs), from the epoch's first to its
-last handler (the epoch-end test pass left out): on the CPU the main thread's CPU time (``time.thread_time``:
-what this process itself spent, free of the VM's preemption, which moves wall times here by tens of µs), on
-CUDA wall time with the device synchronised at both marks. Aten ops
-dispatched per iteration are counted apart (``TorchDispatchMode``), so a regression in host work shows without
-a GPU.
+Each figure is per iteration, from one iteration's start to the next's (so the loop's own work, the batch
+fetch and every per-iteration handler count; an epoch's end and its test pass do not), the median over an epoch
+(the book's 5 points an epoch are not a typical iteration): on the CPU the main thread's CPU time
+(``time.thread_time``), on CUDA wall time. This VM's speed drifts by tens of µs between epochs, so a variant's
+cost over the bare Engine is the median of differences paired within a round (every variant's epoch back to back,
+order alternating), not a difference of two medians taken seconds apart. Aten ops dispatched per iteration are
+counted apart (``TorchDispatchMode``), so a regression in host work shows without a GPU.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -36,18 +38,13 @@ from engine.step_options import StepOptions
 from engine.updater import Updater
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
-Epoch = Callable[[], float]  # runs one epoch, returns its seconds
+Epoch = Callable[[], list[float]]  # runs one epoch, returns each iteration's seconds (start to next start)
 
 
 def batches(n: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(0)
     return [(torch.randn(2, 4, generator=g).to(device), torch.randint(0, 3, (2,), generator=g).to(device))
             for _ in range(n)]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 _CLOCK = {"cpu": time.thread_time}  # set by measure(): the CPU's thread time, else wall time
@@ -62,17 +59,21 @@ def _model(device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer]:
     return net, torch.optim.SGD(net.parameters(), 0.01)
 
 
+def _intervals(marks: list[float]) -> list[float]:
+    return [b - a for a, b in zip(marks, marks[1:])]
+
+
 def hand(data: list, device: torch.device, book: bool = False) -> Epoch:
     net, opt = _model(device)
     updater, options = Updater(opt, net.parameters()), StepOptions()
     points = {max(len(data) // 5, 1) * k for k in range(1, 6)} | {len(data)}
 
-    def epoch() -> float:
-        _sync(device)
-        t0 = _now()
+    def epoch() -> list[float]:
+        marks: list[float] = []
         loss_sum = correct = torch.zeros((), device=device)
         examples, timed = 0, 0.0
         for i, (X, y) in enumerate(data, 1):
+            marks.append(_now())
             start = time.perf_counter()
             stats, _ = train_batch(net, net, X, y, LOSS, updater, options, device)
             if book:
@@ -81,17 +82,23 @@ def hand(data: list, device: torch.device, book: bool = False) -> Epoch:
                 examples += stats["examples"]
                 if i in points:
                     torch.stack([loss_sum, correct]).tolist()  # the book's 5 reads an epoch, one sync each
-        _sync(device)
-        return _now() - t0
+        marks.append(_now())
+        return _intervals(marks)
     return epoch
 
 
 def _timed(engine: Engine, data: list, device: torch.device) -> Epoch:
-    """An Engine's epochs, one per call, timed from its first EPOCH_STARTED handler to its first EPOCH_COMPLETED."""
-    marks: dict[str, float] = {}
-    engine.add_event_handler(Events.EPOCH_STARTED, lambda _: (_sync(device), marks.update(start=_now())))
-    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda _: (_sync(device), marks.update(end=_now())))
-    return lambda: (engine.run(data, max_epochs=engine.state.epoch + 1), marks["end"] - marks["start"])[1]
+    """An Engine's epochs, one per call, marked by its first ITERATION_STARTED handler (and its first
+    EPOCH_COMPLETED one, which ends the last iteration)."""
+    marks: list[float] = []
+    engine.add_event_handler(Events.ITERATION_STARTED, lambda _: marks.append(_now()))
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda _: marks.append(_now()))
+
+    def epoch() -> list[float]:
+        marks.clear()
+        engine.run(data, max_epochs=engine.state.epoch + 1)
+        return _intervals(marks)
+    return epoch
 
 
 def bare(data: list, device: torch.device) -> tuple[Engine, Epoch]:
@@ -164,14 +171,13 @@ def _python_calls(epoch: Epoch) -> int:
 
 def measure(iterations: int, rounds: int, device: torch.device) -> dict[str, tuple[float, float, float, float]]:
     """``{variant: (µs per iteration, µs over the bare Engine, aten ops per iteration, Python calls per
-    iteration)}``. Every round runs each variant's epoch back to back (order alternating); the times are each
-    variant's fastest round (the lower envelope: what the loop costs when nothing else takes the CPU, as
-    ``timeit`` reports), so the difference to the bare Engine is its own work, not the machine's noise."""
+    iteration)}``: medians over ``rounds`` rounds of each variant's median iteration, the cost over the bare
+    Engine paired within each round (see the module doc)."""
     _CLOCK["cpu"] = time.thread_time if device.type == "cpu" else time.perf_counter
     data = batches(iterations, device)
     made = {name: make(data, device) for name, make in VARIANTS.items()}
     epochs = {name: e[1] if isinstance(e, tuple) else e for name, e in made.items()}
-    times: dict[str, list[float]] = {name: [] for name in epochs}
+    per_round: list[dict[str, float]] = []
     with _quiet():
         for epoch in epochs.values():  # warm-up
             epoch()
@@ -182,10 +188,11 @@ def measure(iterations: int, rounds: int, device: torch.device) -> dict[str, tup
             ops[name] = count.ops / iterations
             calls[name] = _python_calls(epoch) / iterations
         for r in range(rounds):
-            for name in list(epochs) if r % 2 == 0 else list(reversed(epochs)):
-                times[name].append(epochs[name]() / iterations * 1e6)
-    floor = min(times["bare Engine"])
-    return {name: (min(t), min(t) - floor, ops[name], calls[name]) for name, t in times.items()}
+            order = list(epochs) if r % 2 == 0 else list(reversed(epochs))
+            per_round.append({name: statistics.median(epochs[name]()) * 1e6 for name in order})
+    return {name: (statistics.median(m[name] for m in per_round),
+                   statistics.median(m[name] - m["bare Engine"] for m in per_round), ops[name], calls[name])
+            for name in epochs}
 
 
 def report(results: dict[str, tuple[float, float, float, float]]) -> list[str]:
@@ -197,5 +204,5 @@ def report(results: dict[str, tuple[float, float, float, float]]) -> list[str]:
 
 
 if __name__ == "__main__":
-    for row in report(measure(400, 15, torch.device(sys.argv[1] if len(sys.argv) > 1 else "cpu"))):
+    for row in report(measure(400, 31, torch.device(sys.argv[1] if len(sys.argv) > 1 else "cpu"))):
         print(row)

@@ -29,11 +29,12 @@ _ENDING = ("Current run is terminating due to exception", "Engine run is termina
 class _HeldLog(logging.LoggerAdapter):
     """Ignite's logger of one Engine, holding back the lines about an exception until its fate is known."""
 
-    _OWN = ("logger", "extra", "merge_extra", "held")
+    _OWN = ("logger", "extra", "merge_extra", "held", "isEnabledFor")
 
     def __init__(self, logger: logging.Logger) -> None:
         super().__init__(logger, {})
         self.held: list[tuple[Any, tuple, dict]] = []
+        self.isEnabledFor = logger.isEnabledFor  # asked for every event: the logger's own, not the adapter's relay
 
     def error(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         if isinstance(msg, str) and msg.startswith(_ENDING):

@@ -74,7 +74,7 @@ def create_trainer(
 
     def train_step(engine: Engine, batch: Any) -> Any:
         engine.state.step_started = time.perf_counter()  # the step timer's start, without a handler
-        if updater.starts_update:
+        if not updater.pending:  # this batch begins an update's group (an attribute read: no call per step)
             engine.state.update_number = engine.state.optimizer_steps + 1  # Ignite's pairs: one count for both
             engine.fire_registered(UpdateEvents.UPDATE_STARTED)
         X, y = prepare_batch(batch, device, non_blocking)
@@ -84,7 +84,7 @@ def create_trainer(
                                    length_known=n is not None)
         engine.state.step_output = stats
         engine.state.stepped = engine.state.iteration  # a stop before this line left this iteration undone
-        if updater.starts_update:  # this batch ended its group: an update (unless fp16 skipped it)
+        if not updater.pending:  # this batch ended its group: an update (unless fp16 skipped it)
             _updated(engine, updater.applied)
             if engine.state.stop_after_update and not last:  # a requested stop, at a whole state (handlers.guards)
                 engine.terminate()

@@ -35,13 +35,8 @@ class Updater:
         self.keep_grads = keep_grads  # CUDA graphs: gradients must not live in the graph pool (engine/gpu.py)
         self.applied = False  # whether the last update was applied
         self.skipped = 0  # fp16 updates skipped for inf/nan gradients (counted where known without a sync)
-        self.pending = 0  # batches whose gradients wait for a step
+        self.pending = 0  # batches whose gradients wait for a step (0: the next batch begins an update's group)
         self.mean = False  # whether the last objective was a mean (then divided by k)
-
-    @property
-    def starts_update(self) -> bool:
-        """Whether the next batch begins a new update's group."""
-        return self.pending == 0
 
     def steps_after(self, last_of_epoch: bool) -> bool:
         """Whether the coming batch completes its group (then DDP must all-reduce its gradients)."""
