@@ -17,7 +17,7 @@ from torch import nn
 from engine import attach_book_metrics, create_trainer
 from engine.app.data import digits_loaders
 from handlers import LocalVisdom, VisdomPlotter
-from handlers.visdom_server import free_port
+from handlers.local import free_port
 
 sys.path.insert(0, "tests")
 

@@ -17,7 +17,8 @@ import time
 
 from bench.browser import Browser
 from handlers import LocalVisdom, VisdomPlotter
-from handlers.plot.wire import Wire, VisdomAddress, window_message
+from handlers.plot.record import window_message
+from handlers.plot.wire import Wire, VisdomAddress
 
 DRAWN = "document.querySelectorAll('.trace.scatter').length >= 1"
 

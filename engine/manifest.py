@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from handlers.plot.wire import write_atomic
+from handlers.local import write_atomic
 
 __all__ = ["RunManifest", "read_manifest"]
 

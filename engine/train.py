@@ -24,7 +24,7 @@ from engine.train_recipe import BookRecipe, attach_book_recipe
 from handlers.history import History
 from handlers.plot.base import Plotter
 from handlers.plot.notebook import show_final
-from handlers.plot.policy import announce, run_plotter
+from handlers.plot.backends import run_plotter
 from handlers.progress import Progress
 
 __all__ = ["train_ch13", "run_title"]
@@ -135,7 +135,7 @@ def _run(recipe: BookRecipe, run: Placement, num_epochs: int, plots: tuple[Plott
     """Run the placed Engines; close the plots (or flush a caller's); the closing lines; let DDP's objects go."""
     plotter, owned = plots
     if plotter is not None and plotter.live:
-        announce(plotter)
+        plotter.announce()
     status = "failed"
     try:
         recipe.trainer.run(run.train_iter, max_epochs=num_epochs)

@@ -1,4 +1,7 @@
-"""Handlers that attach to any Ignite Engine: the book's metrics, timer, history, plots, checkpoints."""
+"""Handlers that attach to any Ignite Engine: the book's metrics, timer, history, plots, checkpoints. The plot
+back-ends (``VisdomPlotter``, ``VisdomLogger``, ``TensorboardPlotter``, ``LocalVisdom``, ...) load when first named."""
+from typing import Any
+
 from handlers.cadence import BOOK_POINTS, BookCadence, BookEvents, book_cadence, book_points, epoch_fraction
 from handlers.checkpoint import CheckpointError, Checkpoints, RngState, attach_checkpoints, load_checkpoint
 from handlers.contract import StepOutput, UpdateEvents
@@ -6,15 +9,11 @@ from handlers.guards import Interrupt, NonFiniteGuard
 from handlers.history import History
 from handlers.lr_schedule import attach_lr_scheduler
 from handlers.metrics import BookAccuracy, BookLoss, RatioMetric
-from handlers.plot import (
-    Animator, GradsScalarHandler, OptimizerParamsHandler, OutputHandler, VisdomLogger, VisdomPlotter,
-    WeightsScalarHandler, attach_book_plot, global_step_from_engine, save_png,
-)
+from handlers.plot import Animator, Plotter, attach_book_plot, save_png
 from handlers.progress import attach_progress
 from handlers.running import RunningMetrics
 from handlers.stopping import attach_early_stopping
 from handlers.throughput import StepTimer
-from handlers.visdom_server import LocalVisdom
 
 
 __all__ = [
@@ -32,7 +31,9 @@ __all__ = [
     "RatioMetric",
     "StepTimer",
     "History",
+    "Plotter",
     "VisdomPlotter",
+    "TensorboardPlotter",
     "Animator",
     "VisdomLogger",
     "OutputHandler",
@@ -54,3 +55,14 @@ __all__ = [
     "load_checkpoint",
     "CheckpointError",
 ]
+
+_FROM_PLOT = ("VisdomPlotter", "TensorboardPlotter", "VisdomLogger", "OutputHandler", "OptimizerParamsHandler",
+              "WeightsScalarHandler", "GradsScalarHandler", "global_step_from_engine", "LocalVisdom")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FROM_PLOT:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import handlers.plot
+
+    return getattr(handlers.plot, name)

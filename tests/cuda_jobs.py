@@ -13,7 +13,7 @@ from engine import train_ch13
 
 def ddp_channels_last(out: str) -> None:
     """DDP of world size 1 on NCCL with channels_last: the weights convert before DDP builds its buckets."""
-    from handlers.visdom_server import free_port
+    from handlers.local import free_port
     from test_cuda import CE, data
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port("127.0.0.1")), RANK="0", WORLD_SIZE="1",

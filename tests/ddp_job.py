@@ -114,7 +114,7 @@ def main() -> None:
     if args.nproc == 1:
         run(0, args)
         return
-    from handlers.visdom_server import free_port
+    from handlers.local import free_port
 
     # a fresh loopback port per job, as the CLI takes: back-to-back jobs never meet on a fixed one
     with idist.Parallel(backend="gloo", nproc_per_node=args.nproc, master_addr="127.0.0.1",

@@ -11,7 +11,7 @@ import pytest
 
 def cli(*args: str, timeout: int = 300, env: dict | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
     """The command, with plots on and ``$VISDOM_URL`` at a free port (nothing answers: a server starts there)."""
-    from handlers.visdom_server import free_port
+    from handlers.local import free_port
 
     return subprocess.run([sys.executable, "-m", "engine.app", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout, env=dict(os.environ, **{"VISDOM_URL": f"http://127.0.0.1:{free_port()}",
@@ -104,7 +104,7 @@ def test_fashion_mnist_data_set_with_the_books_lenet(tmp_path):
 def test_compare_errors_are_one_line_naming_the_fix(tmp_path):
     from engine.app.runs import compare_name
     from handlers.plot.base import Plotter
-    from handlers.visdom_server import free_port
+    from handlers.local import free_port
 
     done = cli("compare", "run-a", "run-b", cwd=str(tmp_path), env={"VISDOM_URL": ""})
     assert done.returncode == 2 and "no run folder 'run-a'" in done.stderr, done.stderr

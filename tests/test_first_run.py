@@ -13,7 +13,7 @@ from torch import nn
 import handlers.plot.policy
 import handlers.visdom_server.assets as assets
 from engine import train_ch13
-from handlers.visdom_server import free_port
+from handlers.local import free_port
 
 
 @pytest.mark.parametrize("problem", ["no npm", "registry unreachable"])

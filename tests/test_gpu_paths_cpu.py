@@ -94,7 +94,7 @@ COUNT_ALLREDUCE = """
 import os, sys, torch, torch.distributed as dist
 from torch import nn
 from engine import create_trainer
-from handlers.visdom_server import free_port
+from handlers.local import free_port
 os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port("127.0.0.1")))
 dist.init_process_group("gloo", rank=0, world_size=1)
 counts = []

@@ -18,7 +18,8 @@ import requests
 
 from handlers import VisdomPlotter
 from handlers.plot import read_log
-from handlers.visdom_server import LocalVisdom, free_port, shared
+from handlers.local import free_port
+from handlers.visdom_server import LocalVisdom, shared
 from handlers.visdom_server.access import page_link, token_path
 from visdom_util import own, trace_counts
 
@@ -200,7 +201,7 @@ def test_the_books_chapter_3_animator_alone_in_a_script(tmp_path):
 def test_over_ssh_the_link_comes_with_the_tunnel_that_opens_it(monkeypatch):
     import getpass
 
-    from handlers.plot.policy import ssh_hint
+    from handlers.plot.links import ssh_hint
 
     monkeypatch.delenv("SSH_CONNECTION", raising=False)
     assert ssh_hint("http://127.0.0.1:8123/env/e") is None
@@ -248,7 +249,7 @@ def test_in_colab_the_frame_goes_through_colabs_kernel_port_proxy(monkeypatch, c
     """Colab's browser cannot open the kernel's 127.0.0.1: its proxy for the port serves the page instead."""
     import types
 
-    from handlers.plot import policy
+    from handlers.plot import links, policy
 
     served = []
     output = types.SimpleNamespace(serve_kernel_port_as_iframe=lambda port, path="/", height=0: served.append(
@@ -258,9 +259,9 @@ def test_in_colab_the_frame_goes_through_colabs_kernel_port_proxy(monkeypatch, c
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     monkeypatch.setitem(sys.modules, "google.colab.output", output)
     monkeypatch.setenv("SSH_CONNECTION", "192.0.2.9 50000 192.0.2.1 22")  # Colab's own plumbing: no ssh hint
-    monkeypatch.setattr(policy, "in_notebook", lambda: True)
+    monkeypatch.setattr(links, "in_notebook", lambda: True)
     plotter = policy.VisdomPlotter("http://127.0.0.1:8123", "colab-run", live=True)
-    policy.announce(plotter)
+    plotter.announce()
     plotter.closed = True  # never sent a point: nothing to close
     assert served == [(8123, "/env/colab-run")]
     assert "ssh -N -L" not in capsys.readouterr().out
@@ -271,11 +272,11 @@ def test_in_jupyter_with_its_proxy_the_server_lives_under_the_proxy_path_and_the
     opens the page through Jupyter's own origin (a path), not the kernel machine's 127.0.0.1."""
     import IPython.display
 
-    from handlers.plot import policy
+    from handlers.plot import links, policy
 
     shown = []
-    monkeypatch.setattr(policy, "in_notebook", lambda: True)
-    monkeypatch.setattr(policy, "_proxy_answer", [True])  # a Jupyter server's proxy answered (see the next test)
+    monkeypatch.setattr(links, "in_notebook", lambda: True)
+    monkeypatch.setattr(links, "_proxy_answer", [True])  # a Jupyter server's proxy answered (see the next test)
     monkeypatch.setattr(IPython.display, "display", lambda obj, **_: shown.append(obj.src))
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
     port = free_port()
@@ -283,7 +284,7 @@ def test_in_jupyter_with_its_proxy_the_server_lives_under_the_proxy_path_and_the
     plotter = policy.default_plotter()
     try:
         assert plotter.url == f"http://127.0.0.1:{port}/user/ada/proxy/absolute/{port}"
-        policy.announce(plotter)
+        plotter.announce()
         token = open(token_path()).read().strip()  # the frame carries it: the server answers nothing without it
         assert shown == [f"/user/ada/proxy/absolute/{port}/env/{plotter.env}?token={token}"]
         plotter.add("w", "t", 1, 0.5)
@@ -295,12 +296,12 @@ def test_in_jupyter_with_its_proxy_the_server_lives_under_the_proxy_path_and_the
 @pytest.mark.slow
 def test_the_proxy_is_used_only_where_a_jupyter_server_answers_through_it(tmp_path, monkeypatch):
     """jupyter-server-proxy importable is not enough (nbconvert, VS Code: no server): the server must answer."""
-    from handlers.plot import policy
+    from handlers.plot import links
 
-    monkeypatch.setattr(policy, "in_notebook", lambda: True)
+    monkeypatch.setattr(links, "in_notebook", lambda: True)
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    monkeypatch.setattr(policy, "_proxy_answer", [])
-    assert policy._proxied() is False  # importable, but no Jupyter server runs
+    monkeypatch.setattr(links, "_proxy_answer", [])
+    assert links.proxied() is False  # importable, but no Jupyter server runs
     port = free_port()
     jupyter = subprocess.Popen([sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
                                 f"--port={port}", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={tmp_path}"],
@@ -310,8 +311,8 @@ def test_the_proxy_is_used_only_where_a_jupyter_server_answers_through_it(tmp_pa
         deadline = time.monotonic() + 60
         while not glob.glob(str(tmp_path / "runtime" / "jpserver-*.json")) and time.monotonic() < deadline:
             time.sleep(0.2)
-        monkeypatch.setattr(policy, "_proxy_answer", [])
-        assert policy._proxied() is True  # its token-protected /proxy/ answers: the frame may go through it
+        monkeypatch.setattr(links, "_proxy_answer", [])
+        assert links.proxied() is True  # its token-protected /proxy/ answers: the frame may go through it
     finally:
         jupyter.terminate()
         jupyter.wait(30)

@@ -21,7 +21,7 @@ from engine import create_evaluator, create_trainer, train_ch13
 from handlers import LocalVisdom, VisdomPlotter
 from handlers.plot import read_log
 from handlers.plot.store import PlotStore
-from handlers.visdom_server import free_port
+from handlers.local import free_port
 from visdom_util import trace_counts
 
 CE = nn.CrossEntropyLoss(reduction="none")

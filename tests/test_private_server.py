@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from handlers import LocalVisdom, VisdomPlotter
-from handlers.visdom_server import free_port, process, shared
+from handlers.local import free_port
+from handlers.visdom_server import process, shared
 from handlers.visdom_server.access import COOKIE, HEADER, page_link, token_path
 from handlers.visdom_server.assets import PINNED, _main_file, _npm_pack, check_digest
 from visdom_util import own

@@ -158,14 +158,14 @@ def test_the_sender_draws_windows_in_the_records_order():
 def test_over_ssh_the_hint_names_the_host_and_port_the_session_came_in_on(monkeypatch):
     import getpass
 
-    from handlers.plot.policy import ssh_hint
+    from handlers.plot.links import ssh_hint
 
     monkeypatch.setenv("SSH_CONNECTION", "1.2.3.4 5 6.7.8.9 22")
     assert f"ssh -N -L 8123:127.0.0.1:8123 {getpass.getuser()}@6.7.8.9`" in ssh_hint("http://127.0.0.1:8123/env/e")
     monkeypatch.setenv("SSH_CONNECTION", "1.2.3.4 5 6.7.8.9 2222")
     assert "-p 2222 " in ssh_hint("http://127.0.0.1:8123/env/e")
     monkeypatch.setenv("SSH_CONNECTION", "1.2.3.4 5 6.7.8.9 22")
-    port = __import__("handlers").visdom_server.free_port()
+    port = __import__("handlers.local").local.free_port()
     served = subprocess.Popen([sys.executable, "-m", "engine.app", "visdom", "--port", str(port), "--env-path", "v"],
                               stdout=subprocess.PIPE, text=True, env=dict(os.environ, SSH_CONNECTION="1 2 6.7.8.9 22"))
     try:

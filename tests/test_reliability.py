@@ -21,7 +21,7 @@ from torch import nn
 from engine import train_ch13
 from handlers import CheckpointError, LocalVisdom, VisdomPlotter
 from handlers.plot import read_log
-from handlers.visdom_server import free_port
+from handlers.local import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CE = nn.CrossEntropyLoss(reduction="none")

@@ -192,7 +192,8 @@ def test_planted_links_in_the_state_folder_are_never_followed(tmp_path, monkeypa
     had request lines appended to a file of the user's."""
     import signal
 
-    from handlers.visdom_server import free_port, leases, shared
+    from handlers.local import free_port
+    from handlers.visdom_server import leases, shared
 
     monkeypatch.setenv("D2L_IGNITE_STATE", str(tmp_path / "state"))
     keep = tmp_path / "keep"

@@ -83,3 +83,51 @@ def test_public_faces_list_only_the_intended_api():
         assert getattr(engine, name) is not None
     for name in handlers.__all__:
         assert getattr(handlers, name) is not None
+    from handlers.plot.base import Plotter
+    from handlers.plot.tensorboard import TensorboardPlotter
+
+    assert handlers.Plotter is Plotter and handlers.TensorboardPlotter is TensorboardPlotter  # what plot= takes
+    with pytest.raises(AttributeError, match="has no attribute 'Plotters'"):
+        handlers.Plotters  # noqa: B018
+
+
+VISDOM_BACKEND = {"handlers/plot/" + m for m in ("plotter.py", "sender.py", "wire.py", "worker.py", "canvas.py",
+                                                 "ignite_logger.py", "policy.py", "links.py")}
+VISDOM_COMMANDS = {"engine/app/cli.py", "engine/app/runs.py"}  # `visdom`, `compare`, `replay`: Visdom by nature
+
+
+def _visdom_imports(path: pathlib.Path) -> list[str]:
+    """The Visdom modules ``path`` imports, anywhere in it (the ``visdom`` package, the server, the back-end)."""
+    back_end = {p[: -len(".py")].replace("/", ".") for p in VISDOM_BACKEND}
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return sorted({n for n in names if n.split(".")[0] == "visdom" or n.startswith("handlers.visdom_server")
+                   or any(n == m or n.startswith(m + ".") for m in back_end)})
+
+
+def test_the_visdom_back_end_is_a_leaf(tmp_path):
+    """Outside the back-end, only the module that names the back-ends (imported when chosen), the record (it keeps
+    the env Visdom serves, built with the visdom package's own window code) and the Visdom commands import Visdom
+    code; a run with plots off loads none of the back-end (no sender, no server, no HTTP), yet keeps its record."""
+    allowed = VISDOM_BACKEND | VISDOM_COMMANDS | {"handlers/plot/backends.py", "handlers/plot/record.py"}
+    importing = {str(p.relative_to(ROOT)) for p in LIBRARY if _visdom_imports(p)}
+    server = {p for p in importing if p.startswith("handlers/visdom_server/")}
+    assert importing - allowed - server == set(), importing - allowed - server
+    visdom_package = [p for p in LIBRARY if any(n.split(".")[0] == "visdom" for n in _visdom_imports(p))]
+    assert len(visdom_package) <= 10, visdom_package
+    back_end = ("handlers.visdom_server", *(p[: -len(".py")].replace("/", ".") for p in VISDOM_BACKEND))
+    script = ("import sys, torch\nfrom engine import train_ch13\n"
+              "net = torch.nn.Linear(4, 3)\ndata = [(torch.randn(8, 4), torch.randint(0, 3, (8,)))] * 3\n"
+              "train_ch13(net, data, data, torch.nn.CrossEntropyLoss(reduction='none'), "
+              "torch.optim.SGD(net.parameters(), 0.1), 1, [torch.device('cpu')], plot=True, out_dir='run', "
+              "verbose=False, progress=False)\n"
+              f"print(sorted(m for m in sys.modules if m.startswith({back_end!r})))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**os.environ, "D2L_IGNITE_PLOT": "off", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert {"curves.npz", "curves.png", "run.json"} <= set(os.listdir(tmp_path / "run"))

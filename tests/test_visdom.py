@@ -15,7 +15,7 @@ from conftest import loaders, small_cnn
 from engine import train_ch13
 from handlers import LocalVisdom, VisdomPlotter
 from handlers.plot import read_log
-from handlers.visdom_server import free_port
+from handlers.local import free_port
 from visdom_util import HungServer, trace_counts, window
 
 CE = nn.CrossEntropyLoss(reduction="none")

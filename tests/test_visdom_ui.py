@@ -17,7 +17,7 @@ from conftest import loaders, small_cnn
 from engine import train_ch13
 from handlers import LocalVisdom, VisdomPlotter
 from handlers.visdom_server.assets import PINNED, missing_files, required_files
-from handlers.visdom_server import free_port
+from handlers.local import free_port
 from handlers.visdom_server.access import page_link
 
 pytestmark = pytest.mark.slow  # several processes, servers or a browser: `make test`, not `make check`

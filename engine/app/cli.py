@@ -142,7 +142,7 @@ def _visdom(args: argparse.Namespace) -> int:
 
 
 def _hint(link: str) -> None:
-    from handlers.plot.policy import ssh_hint
+    from handlers.plot.links import ssh_hint
 
     if ssh_hint(link):
         print(ssh_hint(link), flush=True)

@@ -14,7 +14,7 @@ import os
 from handlers.plot.decimate import decimate
 from handlers.plot.record import read_points
 from handlers.plot.report import runs_path
-from handlers.plot.wire import write_atomic
+from handlers.local import write_atomic
 
 __all__ = ["run_record", "export_csv", "export_html"]
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.plot.policy import BACKENDS
+from handlers.plot.backends import BACKENDS
 
 __all__ = ["Option", "RUN", "STEP", "FEATURES", "add_options", "train_kwargs",
            "positive_int", "positive_float", "device_list"]

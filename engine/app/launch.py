@@ -169,7 +169,7 @@ def _local_rendezvous(addr: str | None, port: int | None) -> dict[str, object]:
     """One machine: the processes meet through a file in a private folder, so no rendezvous store listens on a
     port, and gloo / NCCL talk over the loopback interface only. A ``--master-addr`` / ``--master-port`` given is
     used as torch's TCP store (it listens on every interface; a busy port is named before any process starts)."""
-    from handlers.visdom_server import port_in_use
+    from handlers.local import port_in_use
 
     if addr is None and port is None:
         import atexit
@@ -185,7 +185,7 @@ def _local_rendezvous(addr: str | None, port: int | None) -> dict[str, object]:
     if port is not None and port_in_use(addr, port):
         raise ValueError(f"--master-port {port} is in use on {addr}; choose another, or leave it out for a free one")
     if port is None:
-        from handlers.visdom_server import free_port
+        from handlers.local import free_port
 
         port = free_port(addr)
     return {"master_addr": addr, "master_port": port}

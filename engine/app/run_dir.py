@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator
 
 from engine.app.launch import agree_on_run, restart_count, say, torchrun_pointer, under_torchrun
 from handlers.checkpoint import CheckpointError, find_checkpoint
-from handlers.plot import VisdomAddress, new_env, server_url
+from handlers.plot.backends import check_address, make_plotter, new_env, plot_backend
 from handlers.plot.base import Plotter
-from handlers.plot.policy import make_plotter, plot_backend, serving, ssh_hint, stop_shared_server
-from handlers.visdom_server.access import page_link
-from handlers.visdom_server.shared import linger
 from handlers.plot.report import command, runs_path
 
 __all__ = ["plot_for_run", "new_run_dir", "run_for_rank", "run_name"]
@@ -105,7 +101,7 @@ def plot_for_run(
     """Yield ``(plotter, run folder, checkpoint of a torchrun restart)``: the same plot rule as ``train_ch13``
     (``handlers.plot.policy``); whatever the back-end, the plotter writes the run's record into the folder."""
     env = run_name(name, out)
-    VisdomAddress(server_url(url))  # a malformed --visdom fails even with --no-plot, before any folder
+    check_address(url)  # a malformed --visdom fails even with --no-plot, before any folder
     backend = plot_backend(plot)
     folder, restarted = _run_folder(out, env)
     plotter = make_plotter(backend, folder, url, env)
@@ -116,17 +112,7 @@ def plot_for_run(
                 os.remove(torchrun_pointer())
     finally:
         plotter.close()
-        if keep_serving and serving() is not None:
-            print(f"Serving the plots at {page_link(plotter.url, env)} until Ctrl-C", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                while serving() is not None:
-                    time.sleep(0.5)
-        if stop_shared_server() is not None and not keep_serving:
-            link = page_link(plotter.url, env)
-            print(f"The page stays at {link} for {linger() / 60:g} minutes after the last run (--keep-serving: until "
-                  "Ctrl-C)", flush=True)
-            if ssh_hint(link):
-                print(ssh_hint(link), flush=True)
+        plotter.after_close(keep_serving)
         if os.path.isdir(os.path.join(folder, "visdom")):
             print(f"View them again any time: {command()} visdom --env-path {os.path.dirname(os.path.abspath(folder))}",
                   flush=True)

@@ -16,7 +16,8 @@ from engine.manifest import read_manifest
 from handlers.plot import VisdomAddress
 from handlers.plot.decimate import decimate
 from handlers.plot.record import read_points
-from handlers.plot.wire import Wire, window_message
+from handlers.plot.record import window_message
+from handlers.plot.wire import Wire
 from handlers.visdom_server.serve import gather
 
 __all__ = ["serve_folder", "newest_env", "compare_runs", "compare_name", "run_labels", "list_runs"]

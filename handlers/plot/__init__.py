@@ -1,15 +1,28 @@
-"""Live curves in Visdom: the non-blocking plotter, the book's window, Animator, Ignite's logger shape, the PNG."""
+"""The run's record of curves and what shows it: ``Plotter`` (the record), the book's window and ``Animator``, the
+PNG; the back-ends (Visdom, TensorBoard) are imported when first named, so a run that shows none loads neither."""
+from importlib import import_module
+from typing import Any
+
 from handlers.plot.animator import Animator
-from handlers.plot.ignite_logger import (
-    GradsScalarHandler, OptimizerParamsHandler, OutputHandler, VisdomLogger, WeightsScalarHandler,
-    global_step_from_engine,
-)
-from handlers.plot.windows import BOOK_LEGEND, attach_book_plot
-from handlers.plot.plotter import DEFAULT_URL, VisdomPlotter, new_env, server_url
+from handlers.plot.backends import new_env
+from handlers.plot.base import Plotter
 from handlers.plot.png import save_png
 from handlers.plot.store import PlotStore
-from handlers.plot.wire import VisdomAddress, read_log
+from handlers.plot.windows import BOOK_LEGEND, attach_book_plot
 
-__all__ = ["Animator", "VisdomLogger", "OutputHandler", "OptimizerParamsHandler", "WeightsScalarHandler",
-           "GradsScalarHandler", "global_step_from_engine", "BOOK_LEGEND", "DEFAULT_URL", "attach_book_plot", "new_env",
-           "server_url", "PlotStore", "VisdomAddress", "VisdomPlotter", "read_log", "save_png"]
+_BACKENDS = {  # name -> the back-end module that holds it
+    **dict.fromkeys(("VisdomPlotter", "DEFAULT_URL", "server_url"), "handlers.plot.plotter"),
+    **dict.fromkeys(("VisdomLogger", "OutputHandler", "OptimizerParamsHandler", "WeightsScalarHandler",
+                     "GradsScalarHandler", "global_step_from_engine"), "handlers.plot.ignite_logger"),
+    **dict.fromkeys(("VisdomAddress", "read_log"), "handlers.plot.wire"),
+    "TensorboardPlotter": "handlers.plot.tensorboard",
+    "LocalVisdom": "handlers.visdom_server",
+}
+
+__all__ = ["Animator", "BOOK_LEGEND", "Plotter", "PlotStore", "attach_book_plot", "new_env", "save_png", *_BACKENDS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _BACKENDS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_BACKENDS[name]), name)

@@ -14,7 +14,7 @@ from typing import Any
 
 from handlers.plot.base import Plotter
 from handlers.plot.notebook import show_after_cell, show_final, shown_now
-from handlers.plot.policy import announce, make_plotter, plot_backend
+from handlers.plot.backends import make_plotter, plot_backend
 
 __all__ = ["Animator"]
 
@@ -106,5 +106,5 @@ class Animator:
 def _own_plotter() -> Plotter:
     plotter = make_plotter(plot_backend())
     if plotter.live:
-        announce(plotter)
+        plotter.announce()
     return plotter

@@ -186,6 +186,14 @@ class Plotter:
     def stop(self) -> None:
         """Start finishing without waiting (``close_all`` asks every plotter at once)."""
 
+    def announce(self) -> None:
+        """Say, before a run's first step, where its curves can be seen while it goes on."""
+        if self.url:
+            print(f"Plots: {self.url}", flush=True)
+
+    def after_close(self, keep_serving: bool = False) -> None:
+        """After a command's run and ``close()``: how long the live view stays (``keep_serving``: until Ctrl-C)."""
+
     def state_dict(self) -> dict[str, Any]:
         return {"env": self.env, "windows": self.store.state_dict()}
 

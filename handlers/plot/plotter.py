@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import os
-import secrets
-import time
+
 from handlers.plot.base import Plotter, close_all
+from handlers.plot.links import announce
 from handlers.plot.report import command, runs_path, say
 from handlers.plot.sender import Sender
 from handlers.plot.wire import VisdomAddress
 
-__all__ = ["VisdomPlotter", "DEFAULT_URL", "server_url", "new_env", "close_all"]
+__all__ = ["VisdomPlotter", "DEFAULT_URL", "server_url", "close_all"]
 
 DEFAULT_URL = "http://127.0.0.1:8097"
 
@@ -25,12 +25,6 @@ def _own_server() -> str:
     from handlers.plot.policy import live_url
 
     return live_url(None)[0] or DEFAULT_URL
-
-
-def new_env() -> str:
-    """A fresh env name per run: its start time, and a random suffix so runs started in the same
-    second (or by several users) never share an env or a run folder."""
-    return time.strftime("d2l-ignite-%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 class VisdomPlotter(Plotter):
@@ -79,6 +73,15 @@ class VisdomPlotter(Plotter):
 
     def stop(self) -> None:
         self.sender.stop()
+
+    def announce(self, url: str | None = None) -> None:
+        """The page's link (``url``: the server now, when it moved), the SSH tunnel to it, the Jupyter frame."""
+        announce(self, url)
+
+    def after_close(self, keep_serving: bool = False) -> None:
+        from handlers.plot.policy import farewell
+
+        farewell(self, keep_serving)
 
     def _finish(self, timeout: float) -> bool:
         """Flush, have the server save the env; what it lacks goes to the replay log first."""

@@ -5,7 +5,7 @@ import threading
 
 from handlers.plot.report import say
 from handlers.plot.store import PlotStore
-from handlers.plot.wire import write_atomic
+from handlers.local import write_atomic
 
 __all__ = ["save_png", "save_png_in_background", "try_save_png", "render"]
 

@@ -16,9 +16,41 @@ import numpy as np
 
 from handlers.plot.decimate import decimate
 from handlers.plot.store import PlotStore
-from handlers.plot.wire import window_message, write_atomic
+from handlers.local import write_atomic
 
-__all__ = ["page_message", "write_env", "write_points", "read_points"]
+__all__ = ["window_message", "page_message", "write_env", "write_points", "read_points"]
+
+
+def _builder(env: str) -> Any:
+    """Visdom's own client in a mode where it only builds messages and never touches the network."""
+    from visdom import Visdom
+
+    vis = Visdom(send=False, use_incoming_socket=False, env=env, raise_exceptions=True)
+    vis.offline = True  # skips the win_exists round trip its append path would make
+    return vis
+
+
+def window_message(env: str, win: str, opts: dict[str, Any], traces: dict[str, list[tuple[float, float]]]) -> dict:
+    """One ``events`` message that (re)creates a whole line window with all its traces."""
+    import numpy as np
+
+    vis = _builder(env)
+    datas, msg = [], None
+    visdom_opts = {k: v for k, v in opts.items() if k not in ("legend", "grow_y")}
+    if visdom_opts.get("title"):  # left-aligned: Plotly's toolbar sits at the top right, over a centred title
+        visdom_opts.setdefault("layoutopts", {"plotly": {"title": {"text": visdom_opts["title"], "x": 0.02,
+                                                                   "xanchor": "left"}}})
+    for name, points in traces.items():
+        if not points:
+            continue
+        xs = np.array([p[0] for p in points], dtype=float)
+        ys = np.array([p[1] for p in points], dtype=float)
+        msg, _ = vis.line(Y=ys, X=xs, win=win, env=env, name=name, opts=dict(visdom_opts, showlegend=True))
+        datas.extend(msg["data"])
+    if msg is None:
+        raise ValueError(f"window {win!r} has no points yet")
+    msg["data"] = datas
+    return msg
 
 
 def page_message(store: PlotStore, env: str, win: str) -> tuple[dict | None, dict[str, int]]:

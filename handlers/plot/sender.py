@@ -71,11 +71,8 @@ class Sender:
         self._drawn_at: dict[str, float] = {}  # when a long window was last re-drawn whole
 
     def notify(self, win: str, trace: str | None = None) -> None:
-        """Never blocks: a full queue only makes the worker re-send from the store.
-
-        A trace already waiting in the queue is not queued again: the worker sends everything the
-        store holds beyond what was delivered, so one notification covers any number of points.
-        """
+        """Never blocks: a full queue only makes the worker re-send from the store. A trace already waiting in
+        the queue is not queued again: the worker sends all the store holds beyond what was delivered."""
         key = (win, trace)
         if key in self._queued or self.offline:
             return

@@ -1,19 +1,17 @@
-"""Visdom's wire format, without Visdom's blocking client: messages, URLs, timeouts, login."""
+"""Visdom's wire, without Visdom's blocking client: URLs, appends, replay logs, timeouts, login."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator
-from typing import Any
 from urllib.parse import urlparse
 
 import requests
 
-__all__ = ["VisdomAddress", "window_message", "append_message", "Wire", "NotVisdomError", "read_log", "write_log",
-           "write_atomic", "REPLAY_ENDPOINTS"]
+from handlers.local import write_atomic
+
+__all__ = ["VisdomAddress", "append_message", "Wire", "NotVisdomError", "read_log", "write_log",
+           "REPLAY_ENDPOINTS"]
 
 # What a replay log may ask of a server: Visdom's own drawing endpoints, nothing that deletes or forks
 # ("close" removes windows, every window of the env when it names none: a replay only adds).
@@ -49,38 +47,6 @@ class VisdomAddress:
         return self.url
 
 
-def _builder(env: str) -> Any:
-    """Visdom's own client in a mode where it only builds messages and never touches the network."""
-    from visdom import Visdom
-
-    vis = Visdom(send=False, use_incoming_socket=False, env=env, raise_exceptions=True)
-    vis.offline = True  # skips the win_exists round trip its append path would make
-    return vis
-
-
-def window_message(env: str, win: str, opts: dict[str, Any], traces: dict[str, list[tuple[float, float]]]) -> dict:
-    """One ``events`` message that (re)creates a whole line window with all its traces."""
-    import numpy as np
-
-    vis = _builder(env)
-    datas, msg = [], None
-    visdom_opts = {k: v for k, v in opts.items() if k not in ("legend", "grow_y")}
-    if visdom_opts.get("title"):  # left-aligned: Plotly's toolbar sits at the top right, over a centred title
-        visdom_opts.setdefault("layoutopts", {"plotly": {"title": {"text": visdom_opts["title"], "x": 0.02,
-                                                                   "xanchor": "left"}}})
-    for name, points in traces.items():
-        if not points:
-            continue
-        xs = np.array([p[0] for p in points], dtype=float)
-        ys = np.array([p[1] for p in points], dtype=float)
-        msg, _ = vis.line(Y=ys, X=xs, win=win, env=env, name=name, opts=dict(visdom_opts, showlegend=True))
-        datas.extend(msg["data"])
-    if msg is None:
-        raise ValueError(f"window {win!r} has no points yet")
-    msg["data"] = datas
-    return msg
-
-
 def append_message(env: str, win: str, trace: str, points: list[tuple[float, float]], markers: bool = False) -> dict:
     """One ``update`` message that appends ``points`` to a trace of an existing window."""
     return {
@@ -93,32 +59,6 @@ def append_message(env: str, win: str, trace: str, points: list[tuple[float, flo
 def write_log(path: str, messages: list[dict]) -> None:
     """Visdom's log format (one ``[endpoint, msg]`` JSON per line), written atomically."""
     write_atomic(path, lambda f: f.writelines((json.dumps(["events", msg]) + "\n").encode() for msg in messages))
-
-
-def write_atomic(path: str, write: Callable[[Any], object]) -> str:
-    """Have ``write(f)`` fill a binary file that then replaces ``path`` whole (its folder made if needed), through
-    a temporary file created exclusively (a planted symlink is never followed); return ``path``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with exclusive_temp(path) as (f, tmp):
-        write(f)
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        os.remove(tmp)  # nothing of a failed write is left behind
-        raise
-    return path
-
-
-@contextlib.contextmanager
-def exclusive_temp(path: str) -> Iterator[tuple[Any, str]]:
-    """A new temporary file beside ``path`` (``O_EXCL``, mode 0600), removed if the block fails."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f, tmp
-    except BaseException:
-        os.remove(tmp)
-        raise
 
 
 def read_log(path: str) -> list[tuple[str, dict]]:

@@ -1,4 +1,4 @@
 """A local Visdom server process and its browser files: not an Engine handler, what the plots are served by."""
-from handlers.visdom_server.process import LocalVisdom, free_port, port_in_use
+from handlers.visdom_server.process import LocalVisdom
 
-__all__ = ["LocalVisdom", "free_port", "port_in_use"]
+__all__ = ["LocalVisdom"]

@@ -8,36 +8,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 import subprocess
 import sys
 import secrets
 import time
 import warnings
 
+from handlers.local import free_port, port_in_use
 from handlers.plot.report import runs_path, say
 from handlers.visdom_server.access import proves, token_path, user_token
 from handlers.visdom_server.assets import install_assets
 
-__all__ = ["LocalVisdom", "free_port", "port_in_use"]
+__all__ = ["LocalVisdom"]
 
 _SERVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serve.py")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def _is_loopback(host: str) -> bool:

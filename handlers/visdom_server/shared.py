@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from handlers.visdom_server import leases
-from handlers.visdom_server.process import LocalVisdom, free_port, port_in_use
+from handlers.local import free_port, port_in_use
+from handlers.visdom_server.process import LocalVisdom
 
 __all__ = ["SharedServer", "state_dir", "find", "acquire", "release", "held", "linger", "STATE_SETTING",
            "LINGER_SETTING"]
