@@ -17,7 +17,7 @@ import requests
 from handlers import LocalVisdom, VisdomPlotter
 from handlers.local import free_port
 from handlers.visdom_server import process, shared
-from handlers.visdom_server.access import COOKIE, HEADER, page_link, token_path
+from handlers.visdom_server.access import COOKIE, HEADER, PRIVATE, page_link, token_path
 from handlers.visdom_server.assets import PINNED, _main_file, _npm_pack, check_digest
 from visdom_util import own
 
@@ -113,10 +113,12 @@ SQUATTER = textwrap.dedent("""
     class Answer(http.server.BaseHTTPRequestHandler):
         def _any(self):
             sys.stdout.write(repr(dict(self.headers)) + "\\n"); sys.stdout.flush()
-            body = b"true"
+            body, status = b"true", 200
             if self.path.startswith("/d2l-ignite/proof"):
                 body = urllib.request.urlopen(relay + self.path, timeout=10).read()
-            self.send_response(200); self.end_headers(); self.wfile.write(body)
+            elif len(sys.argv) > 3:  # it answers as the user's own server refuses a request without the token
+                body, status = sys.argv[3].encode(), 403
+            self.send_response(status); self.end_headers(); self.wfile.write(body)
         do_GET = do_POST = _any
         def log_message(self, *args): pass
     server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Answer)
@@ -140,6 +142,28 @@ def test_a_program_squatting_the_port_is_found_at_start_and_never_gets_the_token
         plotter = VisdomPlotter(f"http://127.0.0.1:{port}", "leak", out_dir=str(tmp_path / "run"))
         plotter.add("w", "t", 1, 1.0)
         plotter.close()
+    finally:
+        squatter.terminate()
+        seen = squatter.communicate(timeout=30)[0]
+    token = open(token_path()).read().strip()
+    assert seen and token not in seen and HEADER.lower() not in seen.lower()
+
+
+def test_a_program_taking_the_port_of_the_users_stopped_server_mid_run_never_gets_the_token(tmp_path):
+    """The server a plotter was drawing on goes away and another program binds its port, answering as the user's
+    server refuses a request without the token: the plotter proves the server again before it sends the token
+    (a proof from the first connection does not vouch for whoever listens there now)."""
+    own_server = LocalVisdom(env_path=str(tmp_path / "envs")).start()
+    plotter = VisdomPlotter(own_server.url, "moved", out_dir=str(tmp_path / "run"), min_interval=0.05)
+    plotter.add("w", "t", 1, 1.0)
+    assert plotter.flush(30)  # connected: the server proved it holds the token
+    own_server.stop()
+    squatter = subprocess.Popen([sys.executable, "-c", SQUATTER, str(own_server.port), "http://127.0.0.1:9", PRIVATE],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert squatter.stdout.readline().strip() == "ready"
+        plotter.add("w", "t", 2, 2.0)
+        assert not plotter.close(timeout=10)  # nothing saved there: the points go to the replay log
     finally:
         squatter.terminate()
         seen = squatter.communicate(timeout=30)[0]

@@ -32,8 +32,6 @@ def _builder(env: str) -> Any:
 
 def window_message(env: str, win: str, opts: dict[str, Any], traces: dict[str, list[tuple[float, float]]]) -> dict:
     """One ``events`` message that (re)creates a whole line window with all its traces."""
-    import numpy as np
-
     vis = _builder(env)
     datas, msg = [], None
     visdom_opts = {k: v for k, v in opts.items() if k not in ("legend", "grow_y")}

@@ -133,6 +133,7 @@ class Wire:
                     raise PermissionError(f"Visdom at {self.address} is private to another account (it does not "
                                           "hold this account's token); plot to a server of your own")
                 session.headers[HEADER], r = token, None
+                session.mount(self.address.url, _proving(self.address.url, token))
             if self._login(session) or r is None:
                 r = self._ask(session)
             if r.status_code != 200 or r.text.strip() not in ("true", "false"):
@@ -151,9 +152,34 @@ class Wire:
         return r.text
 
     def is_visdom(self) -> bool:
-        """True when a Visdom server answers here (and accepts the login, if one is set): one request."""
+        """True when a Visdom server answers here (and accepts the login, if one is set)."""
         try:
             self.connect()
             return True
         except (requests.RequestException, PermissionError):
             return False
+
+
+def _proving(url: str, token: str) -> requests.adapters.HTTPAdapter:
+    """Connections to ``url`` that carry the token only to a listener that proves it holds it, each time one is
+    made: a keep-alive connection is re-made silently, and the server a plotter proved may be gone and its port
+    taken by another program since (the proof reaches whoever holds the port, i.e. this connection's peer)."""
+    import urllib3
+    from requests.adapters import HTTPAdapter
+
+    from handlers.visdom_server.access import proves
+
+    class Proven(urllib3.connection.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            if not proves(url, token):
+                self.close()
+                raise ConnectionRefusedError(f"{url} no longer proves it is this user's server: the token is not sent")
+
+    class Pool(urllib3.HTTPConnectionPool):
+        ConnectionCls = Proven
+
+    adapter = HTTPAdapter()
+    adapter.poolmanager.pool_classes_by_scheme = {**adapter.poolmanager.pool_classes_by_scheme, "http": Pool}
+    return adapter
+
