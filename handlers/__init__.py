@@ -56,12 +56,9 @@ __all__ = [
     "CheckpointError",
 ]
 
-_FROM_PLOT = ("VisdomPlotter", "TensorboardPlotter", "VisdomLogger", "OutputHandler", "OptimizerParamsHandler",
-              "WeightsScalarHandler", "GradsScalarHandler", "global_step_from_engine", "LocalVisdom")
-
-
 def __getattr__(name: str) -> Any:
-    if name not in _FROM_PLOT:
+    """The plot back-ends listed in ``__all__``, from ``handlers.plot``, which imports each when first named."""
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import handlers.plot
 

@@ -144,8 +144,8 @@ def _visdom(args: argparse.Namespace) -> int:
 def _hint(link: str) -> None:
     from handlers.plot.links import ssh_hint
 
-    if ssh_hint(link):
-        print(ssh_hint(link), flush=True)
+    if hint := ssh_hint(link):
+        print(hint, flush=True)
 
 
 def _serve_until_stopped(server: object) -> int:

@@ -143,5 +143,5 @@ def farewell(plotter: VisdomPlotter, keep_serving: bool = False) -> None:
         link = page_link(plotter.url, plotter.env)
         print(f"The page stays at {link} for {shared.linger() / 60:g} minutes after the last run (--keep-serving: "
               "until Ctrl-C)", flush=True)
-        if ssh_hint(link):
-            print(ssh_hint(link), flush=True)
+        if hint := ssh_hint(link):
+            print(hint, flush=True)
