@@ -109,7 +109,8 @@ MEMORY = textwrap.dedent("""
         url = f"http://127.0.0.1:{hung.getsockname()[1]}"
     else:
         url = "http://127.0.0.1:9"
-    plotter = VisdomPlotter(url, "fast", connect_timeout=0.1, read_timeout=1.0, min_interval=0.05)
+    plotter = VisdomPlotter(url, "fast", out_dir=sys.argv[2] + "/run", connect_timeout=0.1, read_timeout=1.0,
+                            min_interval=0.05)
     plotter.add("loss", "loss", 0, torch.tensor(1.0))
     before = rss()
     for i in range(200_000):
@@ -117,7 +118,7 @@ MEMORY = textwrap.dedent("""
     gc.collect()
     grown = (rss() - before) / 2**20
     assert len(plotter.store.points("loss", "loss")) == 200_001
-    plotter.closed = True
+    plotter.close(timeout=5)  # its sender ends before the interpreter does (else it may still be reading tensors)
     print(f"GROWN {grown:.1f}")
 """)
 
