@@ -45,7 +45,7 @@ def twin(net: nn.Module) -> nn.Module:
 
 @pytest.fixture(autouse=True)
 def _run_in_tmp(tmp_path, monkeypatch):
-    """Runs write their folders (runs/, replay logs) under a temporary directory, never the checkout;
+    """Runs write their folders (runs/) under a temporary directory, never the checkout;
     ``plot=True`` starts no server unless a test asks for it (``D2L_IGNITE_PLOT=1``), as in CI."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("D2L_IGNITE_PLOT", "0")

@@ -49,7 +49,7 @@ def run(local_rank: int, args: argparse.Namespace) -> None:
         handlers.append(lambda tr, _: tr.add_event_handler(Events.ITERATION_STARTED(once=args.poison_rank0_at), _nan))
     if args.fail_rank1_at and rank == 1:
         handlers.append(lambda tr, _: tr.add_event_handler(Events.ITERATION_COMPLETED(once=args.fail_rank1_at), _fail))
-    # nobody listens there: the plotting rank (0 only) leaves a replay log when it closes the plotter
+    # nobody listens there: the plotting rank (0 only) keeps its record when it closes the plotter
     plotter = VisdomPlotter("http://127.0.0.1:9", "ddp", out_dir=os.path.join(args.out, f"plots{rank}"),
                             connect_timeout=0.2)
     history = None

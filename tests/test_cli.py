@@ -33,11 +33,11 @@ def test_default_train_reaches_97_percent_with_live_plots(tmp_path):
     assert saved == ["run.json"]  # the env is named after the --out folder
 
 
-def test_explicit_unreachable_url_writes_replay_log(tmp_path):  # another machine's (a local one would be started)
+def test_explicit_unreachable_url_keeps_the_record_to_replay(tmp_path):  # another machine's (a local one would start)
     done = cli("train", "--epochs", "1", "--out", str(tmp_path / "r"), "--visdom", "http://192.0.2.1:8097")
     assert done.returncode == 0, done.stderr
-    assert "nothing answers" in done.stderr
-    assert (tmp_path / "r" / "visdom-replay.log").stat().st_size > 0
+    assert "nothing answers" in done.stderr and f"replay {tmp_path / 'r'}" in done.stderr
+    assert (tmp_path / "r" / "curves.npz").stat().st_size > 0
 
 
 @pytest.mark.parametrize("args, message", [
@@ -48,7 +48,7 @@ def test_explicit_unreachable_url_writes_replay_log(tmp_path):  # another machin
     (["train", "--devices", "cuda:5", "--no-plot"], "does not exist"),
     (["train", "--devices", "tpu", "--no-plot"], "not a device name"),
     (["train", "--visdom", "http://:x", "--no-plot"], "malformed Visdom URL"),
-    (["replay", "missing.log"], "No such file"),
+    (["replay", "missing"], "no run folder 'missing'"),
     (["train", "--accumulate", "0"], "--accumulate: expected a positive whole number"),
     (["train", "--clip-grad", "nan"], "--clip-grad: expected a positive number"),
     (["train", "--amp", "fp8"], "invalid choice"),

@@ -28,7 +28,7 @@ def test_two_gloo_processes_print_the_single_process_figures(single, tmp_path):
     assert two[0] == one[0]  # loss, train acc, test acc to the printed digits
     assert re.fullmatch(r"[\d.]+ examples/sec on \[device\(type='cpu'\)\] x 2 processes \(gloo\)", two[1])
     assert (tmp_path / "rank1.txt").read_text() == ""  # only rank 0 prints
-    assert (tmp_path / "plots0" / "visdom-replay.log").exists() and not (tmp_path / "plots1").exists()
+    assert (tmp_path / "plots0" / "curves.npz").exists() and not (tmp_path / "plots1").exists()
     a, b = torch.load(single / "final.pt"), torch.load(tmp_path / "final.pt")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)  # DDP's gradient average of sums

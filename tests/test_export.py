@@ -133,7 +133,7 @@ def test_a_hostile_trace_name_neither_blanks_the_page_nor_runs_script(tmp_path):
 def test_export_into_an_existing_folder_writes_there_and_leaves_no_temporary_file(tmp_path):
     """Issue 38: ``--csv DIR`` named a temporary file in its error and left a ``.tmp-*`` copy each try."""
     from handlers.plot.base import Plotter
-    from handlers.plot.wire import write_atomic
+    from handlers.local import write_atomic
 
     with Plotter("r", out_dir=str(tmp_path / "run")) as plotter:
         plotter.add("w", "t", 1, 0.5)

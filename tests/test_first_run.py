@@ -1,5 +1,5 @@
 """A newcomer's first run: without npm, or without the npm registry, the page cannot be served, and
-training says so in one line and goes on with the PNG and the replay log."""
+training says so in one line and goes on with the PNG and the record of every point."""
 from __future__ import annotations
 
 import os
@@ -36,7 +36,7 @@ def test_without_the_visdom_page_files_training_goes_on(digits, tmp_path, monkey
     err = capfd.readouterr().err
     lines = [line for line in err.splitlines() if "could not start a local Visdom server" in line]
     why = "npm` is not installed" if problem == "no npm" else "is the npm registry reachable"
-    assert len(lines) == 1 and why in lines[0] and "curves.png and replay log" in lines[0]
+    assert len(lines) == 1 and why in lines[0] and "curves.png and curves.npz" in lines[0]
     assert len(history.train_loss) == 2
     assert (tmp_path / "run" / "curves.png").stat().st_size > 5000
-    assert (tmp_path / "run" / "visdom-replay.log").stat().st_size > 0
+    assert (tmp_path / "run" / "curves.npz").stat().st_size > 0

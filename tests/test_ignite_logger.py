@@ -13,8 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from handlers import (  # the swapped line: from ignite.handlers.visdom_logger import ...
     GradsScalarHandler, LocalVisdom, VisdomLogger, WeightsScalarHandler, global_step_from_engine,
 )
-from handlers.plot import read_log
-from visdom_util import trace_counts
+from visdom_util import record_counts, trace_counts
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def test_ignites_mnist_visdom_example_with_the_import_swapped(server, monkeypatc
     monkeypatch.setenv("VISDOM_PORT", port)
     vd_logger = VisdomLogger(env="ignite-mnist")
     mnist_like_run(vd_logger)
-    assert vd_logger.plotter.replay_path is None
+    assert vd_logger.plotter.missed is None
     count = lambda win: trace_counts(server.url, "ignite-mnist", win)[win]  # noqa: E731
     assert count("training/batchloss") == 6  # 20 iterations, every 3rd
     for win in ("training/nll", "training/accuracy", "validation/nll", "validation/accuracy"):
@@ -73,8 +72,8 @@ def test_no_server_raises_nothing_and_keeps_every_point(tmp_path, monkeypatch):
     monkeypatch.setenv("VISDOM_PORT", "9")
     vd_logger = VisdomLogger(env="offline", out_dir=str(tmp_path))  # Ignite's raises here
     mnist_like_run(vd_logger)
-    windows = {m["win"]: len(m["data"][0]["x"]) for _, m in read_log(vd_logger.plotter.replay_path)}
-    assert windows["training/batchloss"] == 6 and windows["validation/accuracy"] == 2
+    windows = record_counts(vd_logger.plotter.missed)
+    assert sum(windows["training/batchloss"].values()) == 6 and sum(windows["validation/accuracy"].values()) == 2
 
 
 def test_the_windows_x_axis_says_what_x_counts(tmp_path, monkeypatch):

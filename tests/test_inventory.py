@@ -129,17 +129,14 @@ def test_any_bytes_as_a_checkpoint_are_one_named_error(tmp_path, data):
 
 @SETTINGS
 @given(data=BYTES)
-def test_any_bytes_as_a_replay_log_are_refused_by_line_or_read(tmp_path, data):
-    from handlers.plot import read_log
+def test_any_bytes_as_a_replayed_record_are_one_named_error(tmp_path, data):
+    from engine.app.runs import run_windows
 
-    path = tmp_path / "r.log"
-    path.write_bytes(data)
-    try:
-        entries = read_log(str(path))
-    except ValueError as e:
-        assert "r.log" in str(e) and "\n" not in str(e)
-        return
-    assert all(endpoint in ("events", "update", "save") for endpoint, _ in entries)
+    (tmp_path / "r").mkdir(exist_ok=True)  # hypothesis runs every example in this one folder
+    (tmp_path / "r" / "curves.npz").write_bytes(data)
+    with pytest.raises(ValueError, match=r"r/curves\.npz") as refused:
+        run_windows(str(tmp_path / "r"))
+    assert "\n" not in str(refused.value)
 
 
 @SETTINGS

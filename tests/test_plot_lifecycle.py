@@ -1,5 +1,5 @@
 """The plots a Python user sees (issue: plots that never lose a point): one shared local server per
-process, lifecycle owned by the creator, validated points, only Visdom counts as delivered, safe replay."""
+process, lifecycle owned by the creator, validated points, only Visdom counts as delivered, a record to replay."""
 from __future__ import annotations
 
 import http.server
@@ -19,10 +19,10 @@ from torch import nn
 
 from engine import create_evaluator, create_trainer, train_ch13
 from handlers import LocalVisdom, VisdomPlotter
-from handlers.plot import read_log
+from handlers.plot.record import read_points
 from handlers.plot.store import PlotStore
 from handlers.local import free_port
-from visdom_util import trace_counts
+from visdom_util import record_counts, trace_counts
 
 CE = nn.CrossEntropyLoss(reduction="none")
 
@@ -68,7 +68,7 @@ def test_a_python_user_with_no_server_gets_one_shared_local_server(tmp_path):
         saved = json.loads((tmp_path / "runs" / name / "visdom" / f"{name}.json").read_text())  # the run's own env
         traces = {t["name"]: len(t["x"]) for t in saved["jsons"]["train_ch13"]["content"]["data"]}
         assert traces == {"train loss": 12, "train acc": 12, "test acc": 2}
-        assert not (tmp_path / "runs" / name / "visdom-replay.log").exists()
+        assert "not in an env saved by" not in done.stderr
     assert _ends_within(url, 15)  # no process leases the server any more: it ends after its linger (1 s here)
 
 
@@ -109,7 +109,7 @@ def test_a_plotter_on_an_evaluator_and_across_two_runs_loses_no_point(digits, se
             train_ch13(net, tr, te, CE, torch.optim.SGD(net.parameters(), 0.1), 2, plot=plotter, verbose=False)
             # the call's closing flush returned only once the server had every point
             assert trace_counts(server.url, "lifecycle", win) == {"train loss": 10, "train acc": 10, "test acc": 2}
-    assert plotter.replay_path is None
+    assert plotter.missed is None
     assert trace_counts(server.url, "lifecycle", "eval") == {"acc": 3}
     for win in ("train_ch13", "train_ch13-2"):
         assert trace_counts(server.url, "lifecycle", win) == {"train loss": 10, "train acc": 10, "test acc": 2}
@@ -148,9 +148,9 @@ def test_an_unwritable_run_folder_is_said_not_raised(tmp_path, capfd):
     blocked.write_text("a file where the run folder should be")
     plotter = VisdomPlotter("http://127.0.0.1:9", "png", out_dir=str(blocked / "run"), connect_timeout=0.2)
     plotter.add("w", "t", 1, 0.5)
-    assert plotter.close() is False and plotter.replay_path is None
+    assert plotter.close() is False and plotter.missed is None
     err = capfd.readouterr().err
-    assert f"the replay log cannot be written at {blocked / 'run' / 'visdom-replay.log'}" in err
+    assert f"could not write the plot record in {blocked / 'run'} (Not a directory); give the plotter a" in err
     assert f"could not write {blocked / 'run' / 'curves.png'}" in err and "Traceback" not in err
 
 
@@ -160,7 +160,7 @@ def test_flush_to_a_refused_port_returns_and_keeps_the_points(tmp_path):
         plotter.add("w", "t", 1, 0.5)
         assert plotter.flush() is False  # once the port refuses, not after close_timeout
         assert plotter.sender.down_since is not None and plotter.store.counts() == {"w": {"t": 1}}
-    assert read_log(plotter.replay_path)[0][1]["data"][0]["y"] == [0.5]
+    assert plotter.missed == str(tmp_path) and record_counts(plotter.missed) == {"w": {"t": 1}}
 
 
 @pytest.mark.parametrize("value, named", [(torch.ones(2), r"a \(2,\) float32 tensor"), (None, "a NoneType"),
@@ -241,22 +241,19 @@ def test_a_server_that_is_not_visdom_counts_nothing_as_delivered(digits, tmp_pat
         httpd.shutdown()
     err = capfd.readouterr().err
     assert err.count("but not as a Visdom server does") == 1
-    assert plotter.replay_path
-    assert sum(len(d["x"]) for _, m in read_log(plotter.replay_path) for d in m["data"]) == 9  # 4 + 4 + 1
+    assert record_counts(plotter.missed) == {"train_ch13": {"train loss": 4, "train acc": 4, "test acc": 1}}
 
 
-@pytest.mark.parametrize("line, message", [("[1, 2]", r":2 is not a Visdom log line"),
-                                           ('["close", {"eid": "main"}]', r":2 asks for endpoint 'close'"),
-                                           ('["delete_env", {"eid": "main"}]', r":2 asks for endpoint 'delete_env'"),
-                                           ('["events", {"eid": 5}]', r":2 has a malformed events message")])
-def test_replay_refuses_a_bad_line_by_number(tmp_path, line, message):
-    log = tmp_path / "visdom-replay.log"
-    log.write_text('["save", {"data": ["e"], "eid": "e"}]\n' + line + "\n")
-    with pytest.raises(ValueError, match=message):
-        read_log(str(log))
-    done = subprocess.run([sys.executable, "-m", "engine.app", "replay", str(log), "--visdom", "http://127.0.0.1:9"],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2 and "Traceback" not in done.stderr and message.replace("\\", "")[1:12] in done.stderr
+@pytest.mark.parametrize("content, message", [(None, "holds no curves.npz"),
+                                              (b"PK not a zip", "is not a curves.npz this project wrote")])
+def test_replay_refuses_a_run_without_a_record_before_asking_for_a_server(tmp_path, content, message):
+    (tmp_path / "run").mkdir()
+    if content is not None:
+        (tmp_path / "run" / "curves.npz").write_bytes(content)
+    done = subprocess.run([sys.executable, "-m", "engine.app", "replay", str(tmp_path / "run"), "--visdom",
+                           "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and message in done.stderr, done.stderr
+    assert "cannot reach" not in done.stderr  # refused before any server was asked
 
 
 def test_200k_points_cost_at_most_40_mb():
@@ -294,10 +291,10 @@ def test_a_plotted_element_does_not_keep_its_tensor_and_becomes_a_float_with_no_
         time.sleep(0.05)
     assert not plotter.store.windows["w"].traces["a"].pending  # read on the sender thread: no server answered
     assert plotter.store.points("w", "a") == [(1.0, 7.0)]
-    assert plotter.close() is False and plotter.replay_path
+    assert plotter.close() is False and plotter.missed
 
 
-def test_points_a_server_took_but_never_saved_go_to_the_replay_log(tmp_path, capfd):
+def test_points_a_server_took_but_never_saved_are_counted_missing_and_kept(tmp_path, capfd):
     """Delivery counts for nothing until the server has written the env to its disk."""
     with LocalVisdom(env_path=str(tmp_path / "visdom")) as server:
         plotter = VisdomPlotter(server.url, "unsaved", out_dir=str(tmp_path / "run"), close_timeout=2,
@@ -306,23 +303,22 @@ def test_points_a_server_took_but_never_saved_go_to_the_replay_log(tmp_path, cap
             plotter.add("loss", "train", i, 1.0 / (i + 1))
         assert plotter.flush(20) and trace_counts(server.url, "unsaved", "loss")["train"] == 5
     assert server._log.closed  # stop() let go of server.log too
-    assert plotter.close() is False and plotter.replay_path  # the server died before any save
+    assert plotter.close() is False and plotter.missed  # the server died before any save
     assert not (tmp_path / "visdom" / "unsaved.json").exists()
-    sent = [d for endpoint, m in read_log(plotter.replay_path) if endpoint == "events" for d in m["data"]]
-    assert sum(len(d["x"]) for d in sent) == 5
+    assert record_counts(plotter.missed) == {"loss": {"train": 5}}
     assert "5 points are not in an env saved by" in capfd.readouterr().err
 
 
-def test_a_closing_save_the_server_fails_keeps_the_points_in_the_replay_log(tmp_path, capfd):
+def test_a_closing_save_the_server_fails_keeps_the_points_in_the_record(tmp_path, capfd):
     with LocalVisdom(env_path=str(tmp_path / "visdom")) as server:
         (tmp_path / "visdom" / "savefail.json").mkdir()  # where the server writes the env: its save fails
         plotter = VisdomPlotter(server.url, "savefail", out_dir=str(tmp_path / "run"), close_timeout=5)
         for i in range(3):
             plotter.add("loss", "train", i, 0.5)
-        assert plotter.close() is False and plotter.replay_path
+        assert plotter.close() is False and plotter.missed
     err = capfd.readouterr().err
-    assert "did not save env 'savefail'" in err and "its points go to the replay log" in err
-    assert sum(len(d["x"]) for _, m in read_log(plotter.replay_path) for d in m["data"]) == 3
+    assert "did not save env 'savefail'" in err and "its points are kept in the run's record" in err
+    assert record_counts(plotter.missed) == {"loss": {"train": 3}}
 
 
 def test_a_resume_draws_in_its_own_window_with_its_own_frame_and_leaves_other_windows(digits, tmp_path):
@@ -366,8 +362,9 @@ def test_a_plotter_used_from_several_threads_keeps_every_point(tmp_path):
     assert sum(n for w in plotter.store.counts().values() for n in w.values()) == 4000
     assert sum(t.name == "visdom-sender" for t in threading.enumerate()) == 1  # the process's one sending thread
     assert plotter.close() is False
-    logged = [d for _, m in read_log(plotter.replay_path) for d in m["data"]]
-    assert sum(len(d["x"]) for d in logged) == 4000 and all(y == x for d in logged for x, y in zip(d["x"], d["y"]))
+    kept = [traces for _, _, traces in read_points(os.path.join(plotter.missed, "curves.npz"))]
+    assert sum(len(xs) for t in kept for xs, _ in t.values()) == 4000
+    assert all((xs == ys).all() for t in kept for xs, ys in t.values())
 
 
 def test_a_forked_child_that_plots_gets_its_own_sending_thread(tmp_path):
@@ -381,7 +378,7 @@ def test_a_forked_child_that_plots_gets_its_own_sending_thread(tmp_path):
     child.start()
     child.join(60)
     assert child.exitcode == 0
-    assert len(read_log(str(tmp_path / "c" / "visdom-replay.log"))) == 1  # the child's sender ran and closed
+    assert record_counts(str(tmp_path / "c")) == {"w": {"t": 1}}  # the child's sender ran (its asserts) and closed
     parent.close()
 
 
@@ -400,6 +397,6 @@ def test_a_server_gone_at_the_last_batch_is_replaced_and_gets_every_point(server
     plotter.sender._next_reconnect = float("inf")  # as if it had just been asked, mid-run
     for i in range(5):
         plotter.add("loss", "train loss", i, 1 / (1 + i))
-    assert plotter.close() is True and plotter.replay_path is None
+    assert plotter.close() is True and plotter.missed is None
     assert plotter.url == server.url
     assert trace_counts(server.url, "late-move", "loss") == {"train loss": 5}

@@ -163,7 +163,7 @@ def test_a_program_taking_the_port_of_the_users_stopped_server_mid_run_never_get
     try:
         assert squatter.stdout.readline().strip() == "ready"
         plotter.add("w", "t", 2, 2.0)
-        assert not plotter.close(timeout=10)  # nothing saved there: the points go to the replay log
+        assert not plotter.close(timeout=10)  # nothing saved there: the points stay in the record
     finally:
         squatter.terminate()
         seen = squatter.communicate(timeout=30)[0]

@@ -20,7 +20,7 @@ from torch import nn
 
 from engine import train_ch13
 from handlers import CheckpointError, LocalVisdom, VisdomPlotter
-from handlers.plot import read_log
+from visdom_util import record_counts
 from handlers.local import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -282,13 +282,13 @@ def test_temporary_files_never_follow_a_planted_symlink(tmp_path):
     victim.write_text("keep me")
     out = tmp_path / "run"
     out.mkdir()
-    for name in ("visdom-replay.log", "curves.png"):
+    for name in ("curves.npz", "curves.png"):
         for planted in (name, f"{name}.tmp", f"{name}.tmp.png"):
             (out / planted).symlink_to(victim)
     with VisdomPlotter("http://127.0.0.1:9", "sym", out_dir=str(out), connect_timeout=0.2) as plotter:
         plotter.add("w", "t", 1, 0.5)
     assert victim.read_text() == "keep me"
-    assert not (out / "visdom-replay.log").is_symlink() and not (out / "curves.png").is_symlink()
+    assert not (out / "curves.npz").is_symlink() and not (out / "curves.png").is_symlink()
 
 
 def test_archives_extract_only_inside_the_data_folder(tmp_path):
@@ -322,9 +322,9 @@ def test_the_ctrl_c_test_passes_when_the_suite_starts_with_sigint_ignored(tmp_pa
     assert done.returncode == 0, done.stdout[-2000:]
 
 
-def test_a_full_disk_at_the_servers_closing_save_keeps_every_point_in_the_replay_log(tmp_path, capfd):
+def test_a_full_disk_at_the_servers_closing_save_keeps_every_point_in_the_record(tmp_path, capfd):
     """The server's save fails (its disk is full): its points count as not kept, close() says so, and the
-    replay log (on another disk) holds them all."""
+    run's record (on another disk) holds them all, for ``replay``."""
     with small_disk(tmp_path, "2m") as disk:
         with LocalVisdom(env_path=str(disk / "visdom")) as server:
             plotter = VisdomPlotter(server.url, "full", out_dir=str(tmp_path / "run"), close_timeout=5)
@@ -337,7 +337,7 @@ def test_a_full_disk_at_the_servers_closing_save_keeps_every_point_in_the_replay
                     os.write(fd, b"\0" * 4096)
             except OSError:
                 os.close(fd)
-            assert plotter.close() is False and plotter.replay_path
+            assert plotter.close() is False and plotter.missed == str(tmp_path / "run")
     err = capfd.readouterr().err
     assert "did not save env 'full' (HTTPError: 500" in err and "2000 points are not in an env saved by" in err
-    assert sum(len(d["x"]) for _, m in read_log(plotter.replay_path) for d in m["data"]) == 2000
+    assert record_counts(plotter.missed) == {"loss": {"train": 2000}}

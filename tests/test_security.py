@@ -69,7 +69,7 @@ def test_login_secrets_stay_in_the_environment(digits, tmp_path, monkeypatch, ca
         assert counts["test acc"] == 1
     out, err = capfd.readouterr()
     logs = out + err + (tmp_path / "v" / "server.log").read_text(errors="replace")
-    assert SECRET not in logs and not (tmp_path / "run" / "visdom-replay.log").exists()
+    assert SECRET not in logs and "not in an env saved by" not in err
 
 
 def _hash(password: str) -> str:
@@ -218,18 +218,25 @@ def test_planted_links_in_the_state_folder_are_never_followed(tmp_path, monkeypa
         os.kill(server.pid, signal.SIGTERM)
 
 
-def test_a_replay_log_that_draws_a_text_pane_is_refused_by_line(tmp_path):
-    """Issue 36: replay checked endpoints, not window kinds: a crafted log stored a text pane with script."""
-    import json
+def test_a_crafted_record_replays_as_line_plots_or_not_at_all(tmp_path):
+    """Issue 36: a crafted replay file could store a text pane with script. ``replay`` now sends a run's record
+    (``curves.npz``), and builds every window from it as a line plot: options asking for another kind of window
+    draw lines, and options Visdom refuses stop the replay, naming the file, before anything is sent."""
+    from engine.app.runs import run_windows
+    from handlers.plot.record import write_points
+    from handlers.plot.store import PlotStore
 
-    from handlers.plot import read_log
-
-    log = tmp_path / "visdom-replay.log"
-    line = {"data": [{"x": [1], "y": [2], "type": "scatter", "name": "t"}], "win": "w", "eid": "e"}
-    pane = {"data": [{"content": "<script>alert(1)</script>", "type": "text"}], "win": "x", "eid": "e"}
-    log.write_text(json.dumps(["events", line]) + "\n" + json.dumps(["events", pane]) + "\n")
-    with pytest.raises(ValueError, match=r"visdom-replay.log:2 draws 'text' windows"):
-        read_log(str(log))
+    store = PlotStore()
+    store.window("pane", {"title": "<script>alert(1)</script>", "type": "text", "content": "<script>", "legend": ["t"]})
+    store.add("pane", "t", 1, 2.0)
+    write_points(store, str(tmp_path / "crafted"))
+    env, windows, points = run_windows(str(tmp_path / "crafted"))
+    assert env == "crafted" and points == 1
+    assert [d["type"] for msg in windows for d in msg["data"]] == ["scatter"]
+    store.window("pane", {"markersize": "huge", "markers": True, "legend": ["t"]})
+    write_points(store, str(tmp_path / "crafted"))
+    with pytest.raises(ValueError, match=r"crafted/curves.npz: window 'pane' cannot be drawn"):
+        run_windows(str(tmp_path / "crafted"))
 
 
 def _listening(pid: int) -> set[str]:
@@ -285,18 +292,19 @@ def test_replay_without_a_url_goes_to_this_users_server_not_whatever_answers_on_
 
     from handlers.visdom_server import leases
 
-    from handlers.plot.record import page_message
+    from handlers.plot.record import write_env, write_points
     from handlers.plot.store import PlotStore
-    from handlers.plot.wire import write_log
 
-    store, log = PlotStore(), tmp_path / "visdom-replay.log"
+    store, run = PlotStore(), tmp_path / "run"
     store.window("w", {"title": "w", "legend": ["t"]})
     store.add("w", "t", 1, 3.0)
     store.add("w", "t", 2, 4.0)
-    write_log(str(log), [page_message(store, "replayed", "w")[0]])  # as a run writes it
+    write_points(store, str(run))  # as a run keeps it
+    write_env(store, "replayed", str(run))
     env = {k: v for k, v in os.environ.items() if k != "VISDOM_URL"}
     env["D2L_IGNITE_STATE"] = str(tmp_path / "state")
-    done = subprocess.run([sys.executable, "-m", "engine.app", "replay", str(log)], capture_output=True, text=True,
+    env["D2L_IGNITE_VISDOM_LINGER"] = "120"  # the test's 1 s could end the server (and its record) before the glob
+    done = subprocess.run([sys.executable, "-m", "engine.app", "replay", str(run)], capture_output=True, text=True,
                           env=env, timeout=120)
     records = list((tmp_path / "state").glob("visdom-*.json"))
     try:

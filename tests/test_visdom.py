@@ -1,4 +1,4 @@
-"""Live plots against a real Visdom server: series, counts, faults, replay, the saved env."""
+"""Live plots against a real Visdom server: series, counts, faults, replay of the record, the saved env."""
 from __future__ import annotations
 
 import os
@@ -14,9 +14,8 @@ from torch import nn
 from conftest import loaders, small_cnn
 from engine import train_ch13
 from handlers import LocalVisdom, VisdomPlotter
-from handlers.plot import read_log
 from handlers.local import free_port
-from visdom_util import HungServer, trace_counts, window
+from visdom_util import HungServer, record_counts, trace_counts, window
 
 CE = nn.CrossEntropyLoss(reduction="none")
 WIN = "train_ch13"
@@ -45,7 +44,7 @@ def run(digits, plotter, epochs=2, n_train=200, batch=20, on_epoch=None):
 def test_book_window_on_server(digits, server, tmp_path):
     plotter = VisdomPlotter(server.url, env="book", out_dir=str(tmp_path))
     h, _ = run(digits, plotter, epochs=3)
-    assert plotter.replay_path is None
+    assert plotter.missed is None
     assert trace_counts(server.url, "book", WIN) == {"train loss": 15, "train acc": 15, "test acc": 3}
     w = window(server.url, "book", WIN)
     data = {t["name"]: t for t in w["content"]["data"]}
@@ -81,21 +80,23 @@ def test_general_plotter_any_series_any_event(digits, server):
     assert trace_counts(server.url, "custom", "loss") == {"batch loss": 13}
 
 
-def replay_and_count(log: str, url: str, env: str) -> dict[str, int]:
-    done = subprocess.run([sys.executable, "-m", "engine.app", "replay", log, "--visdom", url],
+def replay_and_count(run: str, url: str, env: str) -> dict[str, int]:
+    done = subprocess.run([sys.executable, "-m", "engine.app", "replay", run, "--visdom", url],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    points = sum(n for traces in record_counts(run).values() for n in traces.values())
+    assert f"sent {points} points of env {env} to {url}" in done.stdout
     return trace_counts(url, env, WIN)
 
 
-def test_refused_server_points_go_to_replay_log(digits, server, tmp_path, capfd):
+def test_refused_server_points_are_kept_and_replayed(digits, server, tmp_path, capfd):
     url = f"http://127.0.0.1:{free_port()}"
     plotter = VisdomPlotter(url, env="refused", out_dir=str(tmp_path))
     run(digits, plotter)
     err = capfd.readouterr().err
     assert err.count("cannot reach") == 1  # said once
-    assert plotter.replay_path and read_log(plotter.replay_path)
-    assert replay_and_count(plotter.replay_path, server.url, "refused") == {"train loss": 10, "train acc": 10,
+    assert f"replay {tmp_path}" in err and plotter.missed == str(tmp_path)
+    assert replay_and_count(plotter.missed, server.url, "refused") == {"train loss": 10, "train acc": 10,
                                                                              "test acc": 2}
 
 
@@ -108,7 +109,7 @@ def test_hung_server_never_blocks_training(digits, server, tmp_path):
     finally:
         hung.close()
     assert seconds < 30  # a blocking client would sit in its first request for the 60 s read timeout
-    assert replay_and_count(plotter.replay_path, server.url, "hung") == {"train loss": 10, "train acc": 10,
+    assert replay_and_count(plotter.missed, server.url, "hung") == {"train loss": 10, "train acc": 10,
                                                                           "test acc": 2}
 
 
@@ -133,7 +134,7 @@ def test_server_killed_and_restarted_mid_run(digits, tmp_path, capfd):
         state["server"].stop()
     err = capfd.readouterr().err
     assert "cannot reach" in err and "reconnected" in err
-    assert plotter.replay_path is None
+    assert plotter.missed is None
     assert counts == {"train loss": 25, "train acc": 25, "test acc": 5}
 
 

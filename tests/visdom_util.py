@@ -52,3 +52,13 @@ class HungServer:
         for c in self.held:
             c.close()
         self.sock.close()
+
+
+def record_counts(folder: str) -> dict[str, dict[str, int]]:
+    """``{window: {trace: points}}`` of the record (``curves.npz``) a run keeps in ``folder``."""
+    import os
+
+    from handlers.plot.record import read_points
+
+    return {win: {t: len(xs) for t, (xs, _) in traces.items()}
+            for win, _, traces in read_points(os.path.join(folder, "curves.npz"))}

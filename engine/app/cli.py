@@ -113,8 +113,9 @@ def _into(given: str | None, folder: str, name: str) -> str:
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("replay", help="send a replay log (points a run could not deliver) to a Visdom server")
-    p.add_argument("log", help="the visdom-replay.log a run wrote")
+    p = sub.add_parser("replay", help="send a run's curves (every point of its record) to a Visdom server: what a "
+                       "run whose server was down, hung or gone could not deliver")
+    p.add_argument("run", help="a run folder (runs/<env>) or its env name")
     p.add_argument("--visdom", default=None, metavar="URL",
                    help="server (default: $VISDOM_URL, else this user's shared local server, started if needed)")
     p.set_defaults(func=_replay)
@@ -161,28 +162,16 @@ def _serve_until_stopped(server: object) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    import requests
-
-    from handlers.plot import VisdomAddress, read_log
+    from engine.app.export import run_record
+    from engine.app.runs import replay_run
     from handlers.plot.policy import live_url
-    from handlers.plot.wire import Wire
 
-    entries = read_log(args.log)  # a bad log is refused before any server is asked for
+    run_record(args.run)  # a missing run fails before any server is asked for
     url, _ = live_url(args.visdom)  # the same rule as a run: yours if named, else this user's shared server
     if url is None:
         raise ConnectionError("no Visdom server could be had for the replay; pass --visdom URL of one that runs")
-    address = VisdomAddress(url)
-    wire = Wire(address)
-    try:
-        for endpoint, msg in entries:
-            wire.post(endpoint, msg)
-        for env in sorted({msg.get("eid", "main") for _, msg in entries}):
-            wire.post("save", {"data": [env], "eid": env})
-    except requests.RequestException as e:
-        raise ConnectionError(f"cannot reach Visdom at {address} ({type(e).__name__}); start one with "
-                              "`d2l-ignite visdom` or pass --visdom URL") from None
-    points = sum(len(d.get("x", [])) for _, m in entries for d in m.get("data", []))
-    print(f"sent {len(entries)} window(s), {points} points, to {address}")
+    env, points = replay_run(url, args.run)
+    print(f"sent {points} points of env {env} to {url}")
     return 0
 
 

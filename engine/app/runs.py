@@ -4,12 +4,14 @@ Each run keeps its Visdom env in its own folder (``runs/<name>/visdom/<name>.jso
 folder, so ``serve_folder`` gathers them there. ``compare_runs`` reads the runs' own records (``curves.npz``,
 ``run.json``: no server needs to hold them) and posts one env of its own: a window per series (``train
 loss``, ...), a trace per run, each named by what differs between the runs' manifests (``lr 0.003``).
+``replay_run`` sends one run's record whole to a server that missed its points.
 """
 from __future__ import annotations
 
 import glob
 import json
 import os
+import re
 
 from engine.app.export import run_record
 from engine.manifest import read_manifest
@@ -20,7 +22,8 @@ from handlers.plot.record import window_message
 from handlers.plot.wire import Wire
 from handlers.visdom_server.serve import gather
 
-__all__ = ["serve_folder", "newest_env", "compare_runs", "compare_name", "run_labels", "list_runs"]
+__all__ = ["serve_folder", "newest_env", "compare_runs", "replay_run", "run_windows", "compare_name", "run_labels",
+           "list_runs"]
 
 
 def serve_folder(path: str) -> str:
@@ -71,8 +74,6 @@ def run_labels(folders: list[str]) -> list[str]:
 def compare_runs(url: str, runs: list[str], name: str) -> dict[str, int]:
     """Post env ``name`` with a window per series of ``runs`` (folders or names) and a trace per run; return the
     traces per window."""
-    import requests
-
     records = [run_record(r) for r in runs]
     labels = run_labels([os.path.dirname(r) for r in records])
     series: dict[str, dict[str, list[tuple[float, float]]]] = {}
@@ -82,17 +83,55 @@ def compare_runs(url: str, runs: list[str], name: str) -> dict[str, int]:
             for trace, (xs, ys) in traces.items():
                 series.setdefault(trace, {})[label] = list(zip(*decimate(xs, ys)))
                 xlabels.setdefault(trace, opts.get("xlabel") or "epoch")
+    _post(url, name, [window_message(name, trace, {
+        "title": f"{trace}: {len(lines)} runs", "xlabel": xlabels[trace], "legend": list(lines), "width": 560,
+        "height": 380}, lines) for trace, lines in series.items()])
+    return {trace: len(lines) for trace, lines in series.items()}
+
+
+def replay_run(url: str, run: str) -> tuple[str, int]:
+    """Send a run's record (a folder or a name) to the server at ``url`` whole, in its own env, as the page drew
+    it: what a run whose server was down, hung or gone left to send. Returns the env and how many points."""
+    env, windows, points = run_windows(run)
+    _post(url, env, windows)
+    return env, points
+
+
+def run_windows(run: str) -> tuple[str, list[dict], int]:
+    """A run's env, its windows as whole-window Visdom messages (line plots only, whatever the file says) and
+    its number of points; a record Visdom cannot draw is a ``ValueError`` naming it, before anything is sent."""
+    record = run_record(run)
+    folder = os.path.dirname(record)
+    saved = [os.path.basename(f)[: -len(".json")] for f in glob.glob(os.path.join(folder, "visdom", "*.json"))]
+    env = saved[0] if len(saved) == 1 and _ENV.fullmatch(saved[0]) else os.path.basename(os.path.abspath(folder))
+    if not _ENV.fullmatch(env):
+        raise ValueError(f"{folder} names no env Visdom can save (letters, digits, '-', '_', '.'); rename the folder")
+    windows, messages = read_points(record), []
+    for win, opts, traces in windows:
+        view = {t: list(zip(*decimate(xs, ys))) for t, (xs, ys) in traces.items() if len(xs)}
+        try:
+            messages += [window_message(env, win, opts, view)] if view else []
+        except (AssertionError, TypeError, ValueError, KeyError) as e:
+            raise ValueError(f"{record}: window {str(win)[:40]!r} cannot be drawn ({type(e).__name__}: "
+                             f"{str(e)[:80]}); nothing was sent") from None
+    return env, messages, sum(len(xs) for _, _, traces in windows for xs, _ in traces.values())
+
+
+_ENV = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a run's env name (as ``run_dir.run_name`` checks it)
+
+
+def _post(url: str, env: str, windows: list[dict]) -> None:
+    """Draw ``windows`` (whole-window messages) in ``env`` and have the server save it."""
+    import requests
+
     wire = Wire(VisdomAddress(url))
     try:
-        for trace, lines in series.items():
-            opts = {"title": f"{trace}: {len(lines)} runs", "xlabel": xlabels[trace], "legend": list(lines),
-                    "width": 560, "height": 380}
-            wire.post("events", window_message(name, trace, opts, lines))
-        wire.post("save", {"data": [name], "eid": name})
+        for msg in windows:
+            wire.post("events", msg)
+        wire.post("save", {"data": [env], "eid": env})
     except requests.RequestException:
         raise ConnectionError(f"no Visdom server answers at {url}: start one on the saved runs with `d2l-ignite "
                               "visdom`, or pass --visdom URL") from None
-    return {trace: len(lines) for trace, lines in series.items()}
 
 
 def list_runs(folder: str) -> list[str]:

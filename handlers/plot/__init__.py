@@ -14,7 +14,7 @@ _BACKENDS = {  # name -> the back-end module that holds it
     **dict.fromkeys(("VisdomPlotter", "DEFAULT_URL", "server_url"), "handlers.plot.plotter"),
     **dict.fromkeys(("VisdomLogger", "OutputHandler", "OptimizerParamsHandler", "WeightsScalarHandler",
                      "GradsScalarHandler", "global_step_from_engine"), "handlers.plot.ignite_logger"),
-    **dict.fromkeys(("VisdomAddress", "read_log"), "handlers.plot.wire"),
+    "VisdomAddress": "handlers.plot.wire",
     "TensorboardPlotter": "handlers.plot.tensorboard",
     "LocalVisdom": "handlers.visdom_server",
 }

@@ -165,13 +165,16 @@ class Plotter:
         if self in _open:
             _open.remove(self)
 
-    def _write_record(self) -> None:
+    def _write_record(self) -> bool:
         """The run's env (what ``d2l-ignite visdom`` serves) and every point, whatever the back-end did."""
         try:
             write_env(self.store, self.env, self.out_dir)
             write_points(self.store, self.out_dir)
+            return True
         except OSError as e:
-            say(f"could not write the plot record in {self.out_dir} ({e.strerror or e})")
+            say(f"could not write the plot record in {self.out_dir} ({e.strerror or e}); give the plotter a "
+                "writable out_dir")
+            return False
 
     # -- the back-end's hooks: this class shows nothing, so everything is always shown -----------------------
     def _shown(self, window: str, trace: str | None = None, step: int | None = None) -> None:

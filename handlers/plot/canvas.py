@@ -59,7 +59,7 @@ class Canvas(Visdom):
 
     def line(self, Y: Any, X: Any = None, win: str | None = None, env: str | None = None,
              opts: dict | None = None, update: str | None = None, name: str | None = None) -> Any:
-        """A trace's points go into the run's record (PNG, curves.npz, replay log); several traces at once,
+        """A trace's points go into the run's record (PNG, curves.npz); several traces at once,
         another env or ``update="remove"`` are sent as Visdom builds them."""
         import numpy as np
 

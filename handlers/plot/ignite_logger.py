@@ -1,5 +1,5 @@
 """Ignite's ``VisdomLogger`` on the non-blocking plotter: swap one import line and gain no blocking, no
-exception without a server, a replay log, and plots that stay after ``close()``.
+exception without a server, a record of every point, and plots that stay after ``close()``.
 
 Ignite's own handlers (``OutputHandler``, ``OptimizerParamsHandler``, ``WeightsScalarHandler``,
 ``GradsScalarHandler``) draw through ``logger.vis.line(...)``. Here ``logger.vis`` is a real
@@ -55,7 +55,7 @@ class VisdomLogger(ignite_visdom.VisdomLogger):
     ``username=`` / ``password=`` or ``VISDOM_USERNAME`` / ``VISDOM_PASSWORD``; the other keywords are
     ``visdom.Visdom``'s: ``env``, ``base_url``, ``log_to_filename`` (Visdom's log of every call, replayable with
     ``vis.replay_log``), ``offline=True`` (nothing is sent; needs ``log_to_filename``); ``out_dir`` (ours) is the
-    folder for the PNG, ``curves.npz`` and a replay log. A keyword Visdom has but a never-blocking client cannot
+    folder for the PNG and ``curves.npz``. A keyword Visdom has but a never-blocking client cannot
     honour (``send=False``, proxies) is refused with the reason; an unknown one is a ``TypeError``, as Ignite's.
     Where it differs from Ignite's on purpose: it never raises or waits when no server answers (the points stay
     in the record), and ``close()`` keeps the windows on the page.

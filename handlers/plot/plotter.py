@@ -29,7 +29,7 @@ def _own_server() -> str:
 
 class VisdomPlotter(Plotter):
     """Plot any series of any Engine to Visdom (see ``Plotter``); points are posted by the process's one
-    sending thread. At close the record is written and, when the server lacks points, a replay log."""
+    sending thread. At close the record is written (also without ``out_dir`` when the server lacks points)."""
 
     def __init__(
         self,
@@ -52,7 +52,7 @@ class VisdomPlotter(Plotter):
         self.sender = Sender(self.store, url, env, connect_timeout=connect_timeout,
                              read_timeout=read_timeout, max_queue=max_queue, min_interval=min_interval,
                              credentials=credentials, offline=offline)
-        self.replay_path: str | None = None
+        self.missed: str | None = None  # the run folder whose record holds points the server lacks
         self.live = live
 
     @property
@@ -84,24 +84,19 @@ class VisdomPlotter(Plotter):
         farewell(self, keep_serving)
 
     def _finish(self, timeout: float) -> bool:
-        """Flush, have the server save the env; what it lacks goes to the replay log first."""
+        """Flush, have the server save the env; when it lacks points, the record is kept even without ``out_dir``
+        (in ``runs/<env>``), for ``d2l-ignite replay`` to send later."""
         if self.sender.offline:
             return True
         complete = self.sender.close(timeout)
         if not complete:
-            self._write_replay()
+            self.out_dir = self.out_dir or runs_path(self.env)
         return complete
 
-    def _write_replay(self) -> None:
-        folder = self.out_dir or runs_path(self.env)
-        path = os.path.join(folder, "visdom-replay.log")
-        try:
-            os.makedirs(folder, exist_ok=True)
-            n = self.sender.write_replay(path)
-        except OSError as e:
-            say(f"points are not in an env saved by {self.sender.address}, and the replay log cannot be written at "
-                f"{path} ({e.strerror or e}); give the plotter a writable out_dir")
-            return
-        self.replay_path = path
-        say(f"{n} points are not in an env saved by {self.sender.address}; they are in {path} "
-            f"(send them later with: {command()} replay {path})")
+    def _write_record(self) -> bool:
+        kept = super()._write_record()
+        if kept and not self._complete:
+            self.missed = self.out_dir
+            say(f"{self.sender.missing()} points are not in an env saved by {self.sender.address}; every point is "
+                f"in {self.missed} (send them later with: {command()} replay {self.missed})")
+        return kept

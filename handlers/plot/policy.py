@@ -6,8 +6,8 @@ user's own server: used as it is when it answers, and never started or stopped h
 go to this user's shared local server (``handlers.visdom_server.shared``): started on 8097 (a free port
 when 8097 is busy), kept while any of this user's processes draws on it, and replaced, with every point
 re-sent, if it goes away mid-run. A ``$VISDOM_URL`` on this machine where nothing answers is where that
-server starts. Another process's server on 8097 is never used unasked. Without any server the points go
-to the run's replay log.
+server starts. Another process's server on 8097 is never used unasked. Without any server the points stay
+in the run's record (``d2l-ignite replay`` sends them later).
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _find_live(url: str | None) -> tuple[str | None, bool]:
         if Wire(address, 1.0, 5.0).is_visdom():
             return address.url, False
         if not local:
-            say(f"nothing answers as Visdom at {address}; points go to the run's replay log")
+            say(f"nothing answers as Visdom at {address}; every point stays in the run's record")
             return None, False
     live = shared_server(address.port if _named(url) else None)
     return live, live is not None
@@ -81,7 +81,7 @@ def shared_server(port: int | None = None) -> str | None:
         return shared.acquire(port, jupyter_proxy_path if proxied() else None).url
     except (RuntimeError, OSError, TimeoutError, ValueError) as e:
         say(f"could not start a local Visdom server ({str(e).splitlines()[0]}); the curves go to the run "
-            "folder's curves.png and replay log")
+            "folder's curves.png and curves.npz")
         return None
 
 

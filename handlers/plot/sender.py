@@ -5,7 +5,7 @@ sending thread (``worker.py``) gives each sender turns, and a turn merges queued
 trace. A refused, hung, killed or restarted server is said once, backed off from, and then gets whole windows
 from the store (idempotent); a window past ``decimate.LIMIT`` points is re-drawn whole as the page's view at
 most every ``LONG_EVERY`` s. ``reconnect`` (the plot policy's) may name another server when this one goes
-away for good. At close, whatever the server never saved goes to a replay log.
+away for good. What the server never saved is in the run's record (``d2l-ignite replay`` sends it later).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from handlers.plot.decimate import LIMIT
 from handlers.plot.record import page_message
 from handlers.plot.report import say
 from handlers.plot.store import PlotStore
-from handlers.plot.wire import NotVisdomError, VisdomAddress, Wire, append_message, write_log
+from handlers.plot.wire import NotVisdomError, VisdomAddress, Wire, append_message
 from handlers.plot.worker import WORKER
 
 __all__ = ["Sender", "LONG_EVERY"]
@@ -115,7 +115,7 @@ class Sender:
 
     def close(self, timeout: float = 10.0) -> bool:
         """Flush, save the env, wait (bounded) for it. Returns True when the server saved every point
-        (a server that took the points but died before saving them has nothing: they go to the replay log)."""
+        (a server that took the points but died before saving them has nothing of them)."""
         if self._added:
             self.stop()
             self.finished.wait(timeout)
@@ -144,13 +144,6 @@ class Sender:
     def missing(self) -> int:
         """How many points of the record no save of the server holds (what an end-of-run message counts)."""
         return sum(self._behind(self.saved_counts).values())
-
-    def write_replay(self, path: str) -> int:
-        """Write every window not fully saved by the server, whole (as the page shows it), to ``path``;
-        return how many points the server is missing."""
-        messages = [m for m, _ in (page_message(self.store, self.env, w) for w in self.unsaved()) if m is not None]
-        write_log(path, messages)
-        return self.missing()
 
     # -- turns on the process's one sending thread (worker.py) -------------------------------------
     def turn(self, now: float) -> float | None:
@@ -231,7 +224,7 @@ class Sender:
             self.wire.post("save", {"data": [self.env], "eid": self.env})
         except (requests.RequestException, OSError) as e:
             self.say(f"{self.address} did not save env {self.env!r} ({type(e).__name__}: {str(e)[:120]}); "
-                     "its points go to the replay log")
+                     "its points are kept in the run's record")
             return
         self.saved, self.saved_counts = True, sent
 

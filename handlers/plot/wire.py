@@ -1,4 +1,4 @@
-"""Visdom's wire, without Visdom's blocking client: URLs, appends, replay logs, timeouts, login."""
+"""Visdom's wire, without Visdom's blocking client: URLs, appends, timeouts, login, the private server's token."""
 from __future__ import annotations
 
 import hashlib
@@ -8,14 +8,7 @@ from urllib.parse import urlparse
 
 import requests
 
-from handlers.local import write_atomic
-
-__all__ = ["VisdomAddress", "append_message", "Wire", "NotVisdomError", "read_log", "write_log",
-           "REPLAY_ENDPOINTS"]
-
-# What a replay log may ask of a server: Visdom's own drawing endpoints, nothing that deletes or forks
-# ("close" removes windows, every window of the env when it names none: a replay only adds).
-REPLAY_ENDPOINTS = ("events", "update", "save")
+__all__ = ["VisdomAddress", "append_message", "Wire", "NotVisdomError"]
 
 
 class NotVisdomError(requests.ConnectionError):
@@ -54,43 +47,6 @@ def append_message(env: str, win: str, trace: str, points: list[tuple[float, flo
                   "mode": "lines+markers" if markers else "lines"}],
         "win": win, "eid": env, "name": trace, "append": True, "layout": {}, "opts": {},
     }
-
-
-def write_log(path: str, messages: list[dict]) -> None:
-    """Visdom's log format (one ``[endpoint, msg]`` JSON per line), written atomically."""
-    write_atomic(path, lambda f: f.writelines((json.dumps(["events", msg]) + "\n").encode() for msg in messages))
-
-
-def read_log(path: str) -> list[tuple[str, dict]]:
-    """Every ``[endpoint, message]`` line of a replay log, each checked before anything is sent."""
-    out = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = list(f)
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not a Visdom log (not UTF-8 text)") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
-        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict)):
-            raise ValueError(f"{path}:{n} is not a Visdom log line ([endpoint, message] JSON)")
-        if entry[0] not in REPLAY_ENDPOINTS:
-            raise ValueError(f"{path}:{n} asks for endpoint {str(entry[0])[:40]!r}; a replay log may only use "
-                             f"{', '.join(REPLAY_ENDPOINTS)}")
-        if not isinstance(entry[1].get("eid", ""), str) or ("data" in entry[1] and not isinstance(
-                entry[1]["data"], list)):
-            raise ValueError(f"{path}:{n} has a malformed {entry[0]} message (eid or data)")
-        drawn = entry[1].get("data", []) if entry[0] != "save" else []  # a save's data names envs
-        kinds = {str(d.get("type"))[:20] if isinstance(d, dict) else type(d).__name__ for d in drawn}
-        if kinds - {"scatter"}:  # a text pane renders raw HTML: a crafted log could run script in the page
-            raise ValueError(f"{path}:{n} draws {', '.join(sorted(kinds - {'scatter'}))!r} windows; a replay log only "
-                             "draws the line plots this project writes")
-        out.append((entry[0], entry[1]))
-    return out
 
 
 class Wire:
