@@ -55,7 +55,9 @@ def check_net(net: object) -> nn.Module:
 
 def check_optimizer(optimizer: torch.optim.Optimizer, net: nn.Module) -> None:
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"trainer/optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        raise TypeError(f"trainer/optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}; the loss "
+                        "comes before it (the book's order: net, ..., loss, optimizer; Ignite's factory has them "
+                        "the other way round)")
     own = {id(p) for p in net.parameters()}
     foreign = sum(1 for g in optimizer.param_groups for p in g["params"] if id(p) not in own)
     if foreign:

@@ -63,7 +63,7 @@ def create_trainer(
     check_optimizer(optimizer, net)
     fit_optimizer_state(optimizer)  # state an optimizer made when built (Adagrad) sits where the weights were then
     device = model_device(net, devices)
-    options = updated(options, StepOptions, step_options).resolve(device, net, optimizer)
+    options = updated(options, StepOptions, step_options, "create_trainer").resolve(device, net, optimizer)
     if scaler is None or scaler is True:
         scaler = options.grad_scaler(device) if scaler is None else torch.amp.GradScaler(device.type)
     updater = Updater(optimizer, net.parameters(), scaler=scaler or None, accumulation_steps=options.accumulation_steps,
@@ -151,7 +151,7 @@ def create_evaluator(
     ``across_processes=False`` keeps them to this process's batches, with no collective.
     """
     device = model_device(net, devices)
-    options = updated(options, StepOptions, step_options).resolve(device, net)
+    options = updated(options, StepOptions, step_options, "create_evaluator").resolve(device, net)
     model = prepare_model(net, options)
 
     def eval_step(engine: Engine, batch: Any) -> Any:

@@ -12,20 +12,33 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, fields, replace
 from typing import Any, TypeVar
 
-__all__ = ["field_names", "split_keywords", "with_keywords", "updated"]
+__all__ = ["field_names", "split_keywords", "with_keywords", "updated", "IGNITE_NAMES"]
 
 T = TypeVar("T")
+
+# Keywords of Ignite's create_supervised_trainer / _evaluator, and what this project takes in their place
+IGNITE_NAMES = {
+    "device": "devices=[device] (a list, as the book's train_ch13 takes)",
+    "gradient_accumulation_steps": "accumulation_steps=N (the gradients of N batches summed into one update)",
+    "amp_mode": "amp='fp16' (with a GradScaler) or amp='bf16'",
+    "deterministic": "train_ch13's checkpoints, which resume the random streams and the data order",
+    "model_transform": "output_transform=, or a wrapper nn.Module whose forward returns what the loss takes",
+    "model_fn": "a wrapper nn.Module whose forward calls the model as it needs",
+    "metrics": "metric.attach(evaluator, name) on the Engine create_evaluator returns (Ignite's metrics work)",
+}
 
 
 def field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
-def updated(value: T | None, cls: type[T], keywords: Mapping[str, Any]) -> T:
-    """``value`` (default: ``cls()``) with ``keywords`` replacing its fields; checked by ``cls`` itself."""
+def updated(value: T | None, cls: type[T], keywords: Mapping[str, Any], where: str | None = None) -> T:
+    """``value`` (default: ``cls()``) with ``keywords`` replacing its fields (an unknown one is an error
+    from ``where``, as ``split_keywords`` words it); the values are checked by ``cls`` itself."""
     base = cls() if value is None else value
     if not isinstance(base, cls):
         raise TypeError(f"expected a {cls.__name__}, got {type(base).__name__}")
+    split_keywords(where or cls.__name__, keywords, cls)
     return replace(base, **keywords) if keywords else base
 
 
@@ -36,7 +49,9 @@ def split_keywords(where: str, keywords: Mapping[str, Any], *classes: type) -> l
         owner = next((i for i, cls in enumerate(classes) if key in field_names(cls)), None)
         if owner is None:
             known = sorted(name for cls in classes for name in field_names(cls))
-            raise TypeError(f"{where}() got an unexpected keyword argument {key!r}; its options are {', '.join(known)}")
+            instead = f" (Ignite's factory keyword); here: {IGNITE_NAMES[key]}" if key in IGNITE_NAMES else \
+                f"; its options are {', '.join(known)}"
+            raise TypeError(f"{where}() got an unexpected keyword argument {key!r}{instead}")
         parts[owner][key] = value
     return parts
 

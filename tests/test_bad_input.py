@@ -65,6 +65,8 @@ CASES = {
     "train_iter not iterable": (lambda: train(5), TypeError, "train_iter must be an iterable of"),
     "optimizer is not one": (lambda: train(ok_loader(), optimizer=0.1), TypeError,
                              "must be a torch.optim.Optimizer"),
+    "loss, optimizer swapped": (lambda: train(ok_loader(), loss=torch.optim.SGD(nn.Linear(1, 1).parameters()),
+                                              optimizer=CE), TypeError, "the loss comes before it"),  # Ignite's order
     "num_epochs a float": (lambda: train(ok_loader(), epochs=2.5), ValueError, "num_epochs must be a positive int"),
     "num_epochs negative": (lambda: train(ok_loader(), epochs=-1), ValueError, "num_epochs must be a positive int"),
     "devices mix types": (lambda: train(ok_loader(), devices=("cpu", "meta")), ValueError, "mixes device types"),
@@ -76,6 +78,33 @@ def test_bad_input_is_named(case):
     call, kind, message = CASES[case]
     with pytest.raises(kind, match=message):
         call()
+
+
+def test_every_keyword_of_ignites_factories_that_ours_lack_is_refused_naming_ours():
+    """An Ignite user's call: each keyword Ignite's factories take (read from Ignite itself, so a new one is
+    checked too) and ours do not is a TypeError naming the keyword and what to pass here instead."""
+    import inspect
+
+    from ignite.engine import create_supervised_evaluator, create_supervised_trainer
+
+    from engine import create_evaluator, create_trainer
+
+    net = small_cnn()
+    ours = {create_supervised_trainer: (create_trainer, lambda **kw: create_trainer(
+                net, CE, torch.optim.SGD(net.parameters(), 0.1), **kw)),
+            create_supervised_evaluator: (create_evaluator, lambda **kw: create_evaluator(net, **kw))}
+    refused = []
+    for theirs, (factory, call) in ours.items():
+        for name, p in inspect.signature(theirs).parameters.items():
+            if p.default is p.empty or name in inspect.signature(factory).parameters:
+                continue  # the positional ones (model, loss_fn) Python refuses by itself; the shared ones work
+            with pytest.raises(TypeError, match=rf"^{factory.__name__}\(\) got an unexpected keyword argument "
+                                                rf"'{name}' \(Ignite's factory keyword\); here: \w"):
+                call(**{name: p.default})
+            refused.append(name)
+    assert {"device", "gradient_accumulation_steps", "amp_mode", "metrics"} <= set(refused)
+    with pytest.raises(TypeError, match=r"train_ch13\(\) got an unexpected keyword argument 'device' \(Ignite's"):
+        train_ch13(net, ok_loader(), ok_loader(), CE, torch.optim.SGD(net.parameters(), 0.1), 1, device="cpu")
 
 
 def test_model_is_untouched_when_the_first_step_fails():
