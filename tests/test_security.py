@@ -311,7 +311,7 @@ def test_replay_without_a_url_goes_to_this_users_server_not_whatever_answers_on_
         assert done.returncode == 0, done.stderr
         (record,) = records
         server = json.loads(record.read_text())
-        assert f"to {server['url']}" in done.stdout and leases.runs_server(server["pid"])
+        assert f": {server['url']}/env/replayed?token=" in done.stdout and leases.runs_server(server["pid"])
         assert trace_counts(server["url"], "replayed", "w") == {"t": 2}
     finally:
         for record in records:

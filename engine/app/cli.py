@@ -165,13 +165,16 @@ def _replay(args: argparse.Namespace) -> int:
     from engine.app.export import run_record
     from engine.app.runs import replay_run
     from handlers.plot.policy import live_url
+    from handlers.visdom_server.access import page_link
 
     run_record(args.run)  # a missing run fails before any server is asked for
     url, _ = live_url(args.visdom)  # the same rule as a run: yours if named, else this user's shared server
     if url is None:
         raise ConnectionError("no Visdom server could be had for the replay; pass --visdom URL of one that runs")
     env, points = replay_run(url, args.run)
-    print(f"sent {points} points of env {env} to {url}")
+    link = page_link(url, env)
+    print(f"Sent {points} points of env {env}: {link}", flush=True)
+    _hint(link)
     return 0
 
 
