@@ -81,8 +81,9 @@ def test_general_plotter_any_series_any_event(digits, server):
 
 
 def replay_and_count(run: str, url: str, env: str) -> dict[str, int]:
+    over_ssh = dict(os.environ, SSH_CONNECTION="1 2 6.7.8.9 22")
     done = subprocess.run([sys.executable, "-m", "engine.app", "replay", run, "--visdom", url],
-                          capture_output=True, text=True, timeout=60, env=dict(os.environ, SSH_CONNECTION="1 2 6.7.8.9 22"))
+                          capture_output=True, text=True, timeout=60, env=over_ssh)
     assert done.returncode == 0, done.stderr
     assert "@6.7.8.9`" in done.stdout  # over SSH, the tunnel to the printed link
     points = sum(n for traces in record_counts(run).values() for n in traces.values())
