@@ -3,6 +3,7 @@ while any of them draws on it, however the others end; a server that is not this
 unasked; each run's record lands in its own folder."""
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -17,7 +18,7 @@ import pytest
 import requests
 
 from handlers import VisdomPlotter
-from handlers.local import free_port
+from handlers.local import free_port, port_in_use
 from handlers.visdom_server import LocalVisdom, shared
 from handlers.visdom_server.access import page_link, token_path
 from visdom_util import own, record_counts, trace_counts
@@ -367,3 +368,71 @@ def test_an_address_that_never_answers_is_probed_once_for_several_plotters(tmp_p
     for plotter in plotters:
         plotter.closed = True  # no point was added: nothing to send or write
     hung.close()
+
+
+@pytest.mark.slow
+def test_runs_started_while_d2l_ignite_visdom_serves_draw_live_on_its_page(tmp_path):
+    """Issue 34: a tab open on ``d2l-ignite visdom`` showed a run only once it had ended (its saved env gathered),
+    while the run drew live on a server of its own. The command's server is this user's shared server now: a run
+    started meanwhile prints its page and draws there; Ctrl-C stops it once no run draws on it."""
+    port = free_port()
+    served = subprocess.Popen([sys.executable, "-m", "engine.app", "visdom", "--port", str(port)], cwd=tmp_path,
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = served.stdout.readline()
+        url = f"http://127.0.0.1:{port}"
+        assert f"at {url}" in line and "runs started meanwhile draw here live" in line, line
+        p = _start(tmp_path, "p", 2, 3.0)  # 3 s after each epoch: seconds in which the run is still going
+        link = _link(p)
+        assert link.startswith(f"{url}/env/"), link  # drawn live on the command's page, not a server of its own
+        env = link.rsplit("/", 1)[1]
+        deadline, seen = time.monotonic() + 60, 0
+        while not seen and time.monotonic() < deadline:  # the first epoch's point arrives while the run goes on
+            time.sleep(0.2)
+            with contextlib.suppress(requests.RequestException):  # no such window yet: Visdom answers 500
+                seen = trace_counts(url, env, "train_ch13").get("test acc", 0)
+        assert seen and p.poll() is None
+        assert p.wait(300) == 0
+    finally:
+        served.send_signal(signal.SIGINT)
+        out, err = served.communicate(timeout=60)
+    assert served.returncode == 0, err
+    assert not port_in_use("127.0.0.1", port)  # no run draws on it any more: Ctrl-C stopped it
+
+
+def test_when_8097_is_held_the_shared_server_starts_elsewhere_and_says_why(monkeypatch, capfd):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        monkeypatch.setattr(shared, "DEFAULT_PORT", held.getsockname()[1])
+        server = shared.acquire()
+        try:
+            assert server.port != held.getsockname()[1]
+            err = capfd.readouterr().err
+            assert f"port {held.getsockname()[1]} is held by another program (not this user's shared plot server), " \
+                   f"so that server starts on port {server.port}" in err
+        finally:
+            shared.release()
+            os.kill(server.pid, signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_d2l_ignite_visdom_beside_a_runs_shared_server_serves_elsewhere_and_takes_the_next_runs(tmp_path):
+    """A run's shared server (its envs in the state folder) holds 8097: the command serves the saved runs on another
+    port, says why, and is where runs started from then on draw (the page a person has open)."""
+    earlier = shared.acquire()
+    served = subprocess.Popen([sys.executable, "-m", "engine.app", "visdom"], cwd=tmp_path, env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        why, line = served.stdout.readline(), served.stdout.readline()
+        assert f"Port {earlier.port} holds this user's plot server of earlier runs" in why, why
+        port = int(re.search(r"at http://127\.0\.0\.1:(\d+)", line).group(1))
+        assert port != earlier.port and shared.find().port == port  # the next run's server
+    finally:
+        served.send_signal(signal.SIGINT)
+        served.communicate(timeout=60)
+        shared.release()
+        os.kill(earlier.pid, signal.SIGTERM)
+    assert served.returncode == 0 and not port_in_use("127.0.0.1", port)

@@ -16,7 +16,8 @@ __all__ = ["main", "build_parser"]
 def _add_visdom(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("visdom", help="serve every saved run locally (no CDN; browser files from npm) and print "
                        "the newest run's link", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--port", type=int, default=8097, help="port; a busy one is an error")
+    p.add_argument("--port", type=int, default=None, help="port (default 8097, else a free one, said); a busy one "
+                   "named here is an error")
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine) or 0.0.0.0 (every interface)")
     p.add_argument("--env-path", default=runs_path(), help="the runs folder (every runs/*/visdom env is served) or "
                    "a folder of saved envs ($D2L_IGNITE_RUNS sets the default)")
@@ -124,22 +125,25 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 def _visdom(args: argparse.Namespace) -> int:
     import os
 
-    from engine.app.runs import newest_env, serve_folder
+    from engine.app.runs import newest_env, serve_folder, serve_shared
     from handlers.visdom_server import LocalVisdom
     from handlers.visdom_server.access import page_link
 
     folder = serve_folder(args.env_path)
     gathered = os.path.abspath(folder) != os.path.abspath(args.env_path)  # a runs folder: watch it for new runs
-    server = LocalVisdom(args.port, args.host, folder, login=args.login,
-                         watch_runs=args.env_path if gathered else None).start()
-    newest = newest_env(folder)
-    link = page_link(server.url, newest)
+    watch = args.env_path if gathered else None
+    if args.host in ("127.0.0.1", "localhost") and not args.login:
+        return serve_shared(args.port, folder, watch, _hint)
+    server = LocalVisdom(8097 if args.port is None else args.port, args.host, folder, login=args.login,
+                         watch_runs=watch).start()
+    link = page_link(server.url, newest_env(folder))
     print(f"Visdom is serving {folder} at {link}  (Ctrl-C stops it)", flush=True)
     _hint(link)
     try:
         return _serve_until_stopped(server)
     finally:
         server.stop()
+
 
 
 def _hint(link: str) -> None:

@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import re
+from collections.abc import Callable
 
 from engine.app.export import run_record
 from engine.manifest import read_manifest
@@ -23,7 +24,7 @@ from handlers.plot.wire import Wire
 from handlers.visdom_server.serve import gather
 
 __all__ = ["serve_folder", "newest_env", "compare_runs", "replay_run", "run_windows", "compare_name", "run_labels",
-           "list_runs"]
+           "list_runs", "serve_shared"]
 
 
 def serve_folder(path: str) -> str:
@@ -42,6 +43,40 @@ def newest_env(folder: str) -> str | None:
     """The most recently saved run's env in ``folder`` (not Visdom's ``main``, nor a comparison), for the link."""
     envs = [f for f in glob.glob(os.path.join(folder, "*.json")) if _is_run(os.path.basename(f)[: -len(".json")])]
     return os.path.basename(max(envs, key=os.path.getmtime))[: -len(".json")] if envs else None
+
+
+def serve_shared(port: int | None, folder: str, watch: str | None, hint: Callable[[str], None]) -> int:
+    """Serve ``folder`` as this user's shared server, so runs started meanwhile draw on this page live; Ctrl-C
+    stops it unless a run still draws on it (then it ends as the shared server does, after its last run)."""
+    import time
+
+    from handlers.local import free_port
+    from handlers.visdom_server import shared
+    from handlers.visdom_server.access import page_link
+
+    running = shared.find(port)
+    if port is None and running is not None and os.path.realpath(running.env_path) != os.path.realpath(folder):
+        port = free_port()
+        print(f"Port {running.port} holds this user's plot server of earlier runs ({page_link(running.url)}, it ends "
+              f"{shared.linger():g} s after its last run); runs started from now on draw here instead", flush=True)
+    server = shared.acquire(port, env_path=folder, watch_runs=watch)
+    if os.path.realpath(server.env_path) != os.path.realpath(folder):
+        shared.release()
+        raise ValueError(f"port {server.port} is already in use by this user's plot server, which serves "
+                         f"{server.env_path} ({page_link(server.url)}); choose another --port, or run this again "
+                         f"once it has ended ({shared.linger():g} s after its last run)")
+    link = page_link(server.url, newest_env(folder))
+    print(f"Visdom is serving {folder} at {link}  (runs started meanwhile draw here live; Ctrl-C stops it)", flush=True)
+    hint(link)
+    try:
+        while server.alive():
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if not shared.stop_if_idle(server):
+            print(f"Runs still draw on {link}: it stays until {shared.linger():g} s after the last", flush=True)
 
 
 def _is_run(env: str) -> bool:

@@ -96,7 +96,7 @@ class VisdomPlotter(Plotter):
     def _write_record(self) -> bool:
         kept = super()._write_record()
         if kept and not self._complete:
-            self.missed = self.out_dir
+            self.missed = os.path.abspath(self.out_dir)  # as of now, whatever cwd comes next
             say(f"{self.sender.missing()} points are not in an env saved by {self.sender.address}; every point is "
                 f"in {self.missed} (send them later with: {command()} replay {self.missed})")
         return kept

@@ -11,18 +11,21 @@ server no record names is not this user's: the plot policy uses it only when ``$
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from handlers.visdom_server import leases
 from handlers.local import free_port, port_in_use
+from handlers.plot.report import say
+from handlers.visdom_server import leases
 from handlers.visdom_server.process import LocalVisdom
 
-__all__ = ["SharedServer", "state_dir", "find", "acquire", "release", "held", "linger", "STATE_SETTING",
-           "LINGER_SETTING"]
+__all__ = ["SharedServer", "state_dir", "find", "acquire", "release", "stop_if_idle", "held", "linger",
+           "STATE_SETTING", "LINGER_SETTING"]
 
 STATE_SETTING = "D2L_IGNITE_STATE"
 LINGER_SETTING = "D2L_IGNITE_VISDOM_LINGER"
@@ -65,9 +68,10 @@ def _record_path(port: int) -> str:
 
 
 def find(port: int | None = None) -> SharedServer | None:
-    """This user's running shared server (on ``port`` when given; else the default port's, else any)."""
-    paths = [_record_path(port)] if port is not None else \
-        sorted(glob.glob(leases.record_path(state_dir(), "*")), key=lambda p: p != _record_path(DEFAULT_PORT))
+    """This user's running shared server (on ``port`` when given; else one ``d2l-ignite visdom`` serves, whose
+    page a person has open, else the default port's, else any)."""
+    paths = [_record_path(port)] if port is not None else glob.glob(leases.record_path(state_dir(), "*"))
+    running = []
     for path in paths:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -76,16 +80,21 @@ def find(port: int | None = None) -> SharedServer | None:
         except (OSError, ValueError, TypeError):
             continue
         if server.alive():
-            return server
-    return None
+            running.append(server)
+    envs = os.path.join(state_dir(), "visdom-envs")  # where a server a run started keeps its envs
+    return min(running, key=lambda s: (s.env_path == envs, s.port != DEFAULT_PORT), default=None)
 
 
-def _start(port: int | None, base_for: Callable[[int], str] | None) -> SharedServer:
+def _start(port: int | None, base_for: Callable[[int], str] | None, env_path: str | None,
+           watch_runs: str | None) -> SharedServer:
     if port is None:
         port = DEFAULT_PORT if not port_in_use("127.0.0.1", DEFAULT_PORT) else free_port()
+        if port != DEFAULT_PORT:
+            say(f"port {DEFAULT_PORT} is held by another program (not this user's shared plot server), so that server "
+                f"starts on port {port}")
     folder = state_dir()
-    local = LocalVisdom(port, env_path=os.path.join(folder, "visdom-envs"), shared=folder, linger=linger(),
-                        base_url=base_for(port) if base_for else "").start()
+    local = LocalVisdom(port, env_path=env_path or os.path.join(folder, "visdom-envs"), shared=folder, linger=linger(),
+                        watch_runs=watch_runs, base_url=base_for(port) if base_for else "").start()
     _started.append(local)
     pid = local.process.pid  # type: ignore[union-attr]
     server = SharedServer(int(local.port or 0), pid, local.url, local.env_path, leases.start_time(pid), os.getuid())
@@ -101,12 +110,14 @@ def _start(port: int | None, base_for: Callable[[int], str] | None) -> SharedSer
     return server
 
 
-def acquire(port: int | None = None, base_for: Callable[[int], str] | None = None) -> SharedServer:
-    """Lease this user's shared server, starting one (on ``port``; else 8097 when free, else a free port;
-    its paths under ``base_for(port)``, e.g. a Jupyter proxy's) when none runs. Raises what
-    ``LocalVisdom.start`` raises when it cannot start."""
+def acquire(port: int | None = None, base_for: Callable[[int], str] | None = None, env_path: str | None = None,
+            watch_runs: str | None = None) -> SharedServer:
+    """Lease this user's shared server, starting one (on ``port``; else 8097 when free, else a free port, said;
+    its paths under ``base_for(port)``, e.g. a Jupyter proxy's; its envs in ``env_path``, with the runs saved
+    under ``watch_runs`` gathered there) when none runs. Raises what ``LocalVisdom.start`` raises when it cannot
+    start."""
     with leases.locked(leases.lock_path(state_dir())):
-        server = find(port) or _start(port, base_for)
+        server = find(port) or _start(port, base_for, env_path, watch_runs)
         leases.write_lease(server.clients)
     _held[server.port] = server  # a lease left at exit is harmless: the server checks that its process lives
     return server
@@ -116,6 +127,21 @@ def held() -> SharedServer | None:
     """A shared server this process leases that still runs (the newest), or None."""
     alive = [s for s in _held.values() if s.alive()]
     return alive[-1] if alive else None
+
+
+def stop_if_idle(server: SharedServer) -> bool:
+    """Drop this process's lease and stop ``server`` now unless another process still draws on it (what Ctrl-C on
+    ``d2l-ignite visdom`` asks); True when it stopped."""
+    release()
+    with leases.locked(leases.lock_path(state_dir())):
+        if leases.live_leases(server.clients) or not server.alive():
+            return not server.alive()
+        os.kill(server.pid, signal.SIGTERM)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_record_path(server.port))
+    for local in [s for s in _started if s.process is not None and s.process.pid == server.pid]:
+        local.stop()  # reaped, and its log closed
+    return True
 
 
 def release() -> SharedServer | None:
