@@ -145,7 +145,6 @@ def _visdom(args: argparse.Namespace) -> int:
         server.stop()
 
 
-
 def _hint(link: str) -> None:
     from handlers.plot.links import ssh_hint
 
