@@ -15,12 +15,13 @@ __all__ = ["main", "build_parser"]
 
 def _add_visdom(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("visdom", help="serve every saved run locally (no CDN; browser files from npm) and print "
-                       "the newest run's link", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--port", type=int, default=None, help="port (default 8097, else a free one, said); a busy one "
+                       "the newest run's link; on this machine without --login, runs started meanwhile draw there")
+    p.add_argument("--port", type=int, default=None, help="port (default: 8097, else a free one, said); a busy one "
                    "named here is an error")
-    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine) or 0.0.0.0 (every interface)")
+    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine; the default) or 0.0.0.0 (every "
+                   "interface)")
     p.add_argument("--env-path", default=runs_path(), help="the runs folder (every runs/*/visdom env is served) or "
-                   "a folder of saved envs ($D2L_IGNITE_RUNS sets the default)")
+                   f"a folder of saved envs (default: {runs_path()}; $D2L_IGNITE_RUNS sets it)")
     p.add_argument("--login", action="store_true",
                    help="require VISDOM_USERNAME / VISDOM_PASSWORD (read from the environment)")
     p.set_defaults(func=_visdom)
