@@ -67,6 +67,7 @@ def test_login_secrets_stay_in_the_environment(digits, tmp_path, monkeypatch, ca
             s.post(server.url + "/", json={"username": "reader", "password": _hash(SECRET)}, timeout=10)
             counts = trace_counts(server.url, "secure", "train_ch13", session=s)
         assert counts["test acc"] == 1
+        assert plotter.close()  # saved by the login server: nothing is missing (its closing save logged in too)
     out, err = capfd.readouterr()
     logs = out + err + (tmp_path / "v" / "server.log").read_text(errors="replace")
     assert SECRET not in logs and "not in an env saved by" not in err

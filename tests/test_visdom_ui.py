@@ -40,9 +40,9 @@ def test_page_renders_three_named_traces_offline(digits, tmp_path):
         assert missing_files() == []  # every browser file came from npm, none from a CDN
         train_iter, test_iter = loaders(*digits, 200, 100, 20)
         net = small_cnn()
-        train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"),
-                   torch.optim.SGD(net.parameters(), 0.1), 2, ["cpu"], progress=False, verbose=False,
-                   plot=VisdomPlotter(server.url, env="ui"))
+        with VisdomPlotter(server.url, env="ui", out_dir=str(tmp_path / "run")) as plotter:  # closed while served
+            train_ch13(net, train_iter, test_iter, nn.CrossEntropyLoss(reduction="none"),
+                       torch.optim.SGD(net.parameters(), 0.1), 2, ["cpu"], progress=False, verbose=False, plot=plotter)
         dom = browse(page_link(server.url, "ui"), "--dump-dom").stdout
         ARTIFACTS.mkdir(exist_ok=True)
         shot = ARTIFACTS / "visdom-page.png"
