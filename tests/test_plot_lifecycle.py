@@ -254,6 +254,7 @@ def test_replay_refuses_a_run_without_a_record_before_asking_for_a_server(tmp_pa
                            "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr and message in done.stderr, done.stderr
     assert "cannot reach" not in done.stderr  # refused before any server was asked
+    assert not list((tmp_path / ".d2l-state").glob("visdom-*.json"))  # nor started (port 9 is on this machine)
 
 
 def test_200k_points_cost_at_most_40_mb():

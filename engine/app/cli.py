@@ -166,16 +166,15 @@ def _serve_until_stopped(server: object) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from engine.app.export import run_record
-    from engine.app.runs import replay_run
+    from engine.app.runs import post_env, run_windows
     from handlers.plot.policy import live_url
     from handlers.visdom_server.access import page_link
 
-    run_record(args.run)  # a missing run fails before any server is asked for
+    env, windows, points = run_windows(args.run)  # a missing or damaged record fails before a server is asked for
     url, _ = live_url(args.visdom)  # the same rule as a run: yours if named, else this user's shared server
     if url is None:
         raise ConnectionError("no Visdom server could be had for the replay; pass --visdom URL of one that runs")
-    env, points = replay_run(url, args.run)
+    post_env(url, env, windows)
     link = page_link(url, env)
     print(f"Sent {points} points of env {env}: {link}", flush=True)
     _hint(link)

@@ -4,7 +4,7 @@ Each run keeps its Visdom env in its own folder (``runs/<name>/visdom/<name>.jso
 folder, so ``serve_folder`` gathers them there. ``compare_runs`` reads the runs' own records (``curves.npz``,
 ``run.json``: no server needs to hold them) and posts one env of its own: a window per series (``train
 loss``, ...), a trace per run, each named by what differs between the runs' manifests (``lr 0.003``).
-``replay_run`` sends one run's record whole to a server that missed its points.
+``run_windows`` rebuilds one run's windows from its record, for ``replay`` to send to a server that missed them.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from handlers.plot.record import window_message
 from handlers.plot.wire import Wire
 from handlers.visdom_server.serve import gather
 
-__all__ = ["serve_folder", "newest_env", "compare_runs", "replay_run", "run_windows", "compare_name", "run_labels",
+__all__ = ["serve_folder", "newest_env", "compare_runs", "run_windows", "post_env", "compare_name", "run_labels",
            "list_runs", "serve_shared"]
 
 
@@ -118,18 +118,10 @@ def compare_runs(url: str, runs: list[str], name: str) -> dict[str, int]:
             for trace, (xs, ys) in traces.items():
                 series.setdefault(trace, {})[label] = list(zip(*decimate(xs, ys)))
                 xlabels.setdefault(trace, opts.get("xlabel") or "epoch")
-    _post(url, name, [window_message(name, trace, {
+    post_env(url, name, [window_message(name, trace, {
         "title": f"{trace}: {len(lines)} runs", "xlabel": xlabels[trace], "legend": list(lines), "width": 560,
         "height": 380}, lines) for trace, lines in series.items()])
     return {trace: len(lines) for trace, lines in series.items()}
-
-
-def replay_run(url: str, run: str) -> tuple[str, int]:
-    """Send a run's record (a folder or a name) to the server at ``url`` whole, in its own env, as the page drew
-    it: what a run whose server was down, hung or gone left to send. Returns the env and how many points."""
-    env, windows, points = run_windows(run)
-    _post(url, env, windows)
-    return env, points
 
 
 def run_windows(run: str) -> tuple[str, list[dict], int]:
@@ -155,7 +147,7 @@ def run_windows(run: str) -> tuple[str, list[dict], int]:
 _ENV = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a run's env name (as ``run_dir.run_name`` checks it)
 
 
-def _post(url: str, env: str, windows: list[dict]) -> None:
+def post_env(url: str, env: str, windows: list[dict]) -> None:
     """Draw ``windows`` (whole-window messages) in ``env`` and have the server save it."""
     import requests
 
