@@ -9,7 +9,7 @@ from engine.app.launch import agree_on_run, restart_count, say, torchrun_pointer
 from handlers.checkpoint import CheckpointError, find_checkpoint
 from handlers.plot.backends import check_address, make_plotter, new_env, plot_backend
 from handlers.plot.base import Plotter
-from handlers.plot.report import command, runs_path
+from handlers.plot.report import RUN_NAME, command, runs_path
 
 __all__ = ["plot_for_run", "new_run_dir", "run_for_rank", "run_name"]
 
@@ -17,10 +17,8 @@ __all__ = ["plot_for_run", "new_run_dir", "run_for_rank", "run_name"]
 def run_name(name: str | None, out: str | None) -> str:
     """The run's env name: ``--name``, else the ``--out`` folder's name, else a fresh one (its start time);
     checked to be a name Visdom can save (a file name of letters, digits, ``-``, ``_`` and ``.``)."""
-    import re
-
     chosen = name or (os.path.basename(os.path.normpath(out)) if out else None) or new_env()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", chosen):
+    if not RUN_NAME.fullmatch(chosen):
         what = f"--name {chosen!r}" if name else f"the --out folder's name {chosen!r}"
         raise ValueError(f"{what} cannot name a run: use letters, digits, '-', '_' and '.' (at most 100), e.g. "
                          "--name lr-0.003")

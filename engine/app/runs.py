@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import re
 from collections.abc import Callable
 
 from engine.app.export import run_record
@@ -19,7 +18,8 @@ from engine.manifest import read_manifest
 from handlers.plot import VisdomAddress
 from handlers.plot.decimate import decimate
 from handlers.plot.record import read_points
-from handlers.plot.record import window_message
+from handlers.plot.record import page_view, window_message
+from handlers.plot.report import RUN_NAME
 from handlers.plot.wire import Wire
 from handlers.visdom_server.serve import gather
 
@@ -130,21 +130,18 @@ def run_windows(run: str) -> tuple[str, list[dict], int]:
     record = run_record(run)
     folder = os.path.dirname(record)
     saved = [os.path.basename(f)[: -len(".json")] for f in glob.glob(os.path.join(folder, "visdom", "*.json"))]
-    env = saved[0] if len(saved) == 1 and _ENV.fullmatch(saved[0]) else os.path.basename(os.path.abspath(folder))
-    if not _ENV.fullmatch(env):
+    env = saved[0] if len(saved) == 1 and RUN_NAME.fullmatch(saved[0]) else os.path.basename(os.path.abspath(folder))
+    if not RUN_NAME.fullmatch(env):
         raise ValueError(f"{folder} names no env Visdom can save (letters, digits, '-', '_', '.'); rename the folder")
     windows, messages = read_points(record), []
     for win, opts, traces in windows:
-        view = {t: list(zip(*decimate(xs, ys))) for t, (xs, ys) in traces.items() if len(xs)}
+        view = page_view(traces)
         try:
             messages += [window_message(env, win, opts, view)] if view else []
         except (AssertionError, TypeError, ValueError, KeyError) as e:
             raise ValueError(f"{record}: window {str(win)[:40]!r} cannot be drawn ({type(e).__name__}: "
                              f"{str(e)[:80]}); nothing was sent") from None
     return env, messages, sum(len(xs) for _, _, traces in windows for xs, _ in traces.values())
-
-
-_ENV = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a run's env name (as ``run_dir.run_name`` checks it)
 
 
 def post_env(url: str, env: str, windows: list[dict]) -> None:

@@ -18,7 +18,7 @@ from handlers.plot.decimate import decimate
 from handlers.plot.store import PlotStore
 from handlers.local import write_atomic
 
-__all__ = ["window_message", "page_message", "write_env", "write_points", "read_points"]
+__all__ = ["window_message", "page_view", "page_message", "write_env", "write_points", "read_points"]
 
 
 def _builder(env: str) -> Any:
@@ -51,11 +51,16 @@ def window_message(env: str, win: str, opts: dict[str, Any], traces: dict[str, l
     return msg
 
 
+def page_view(traces: dict[str, tuple]) -> dict[str, list[tuple[float, float]]]:
+    """The points of each trace with any, as the page draws them (``decimate``), from ``{trace: (xs, ys)}``."""
+    return {t: list(zip(*decimate(xs, ys))) for t, (xs, ys) in traces.items() if len(xs)}
+
+
 def page_message(store: PlotStore, env: str, win: str) -> tuple[dict | None, dict[str, int]]:
     """The ``events`` message that draws ``win`` whole as the page shows it (None while it has no point), and
     how many points of each trace it stands for."""
     opts, traces = store.arrays(win)
-    view = {t: list(zip(*decimate(xs, ys))) for t, (xs, ys) in traces.items() if len(xs)}
+    view = page_view(traces)
     return (window_message(env, win, opts, view) if view else None), {t: len(xs) for t, (xs, _) in traces.items()}
 
 

@@ -7,11 +7,13 @@ every default path under the runs folder is made by ``runs_path`` (``$D2L_IGNITE
 from __future__ import annotations
 
 import os
+import re
 import sys
 
-__all__ = ["say", "runs_path", "command", "RUNS_SETTING"]
+__all__ = ["say", "runs_path", "command", "RUNS_SETTING", "RUN_NAME"]
 
 RUNS_SETTING = "D2L_IGNITE_RUNS"
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a run's name and env: a file name Visdom can save
 
 
 def say(text: str) -> None:

@@ -138,4 +138,3 @@ def _proving(url: str, token: str) -> requests.adapters.HTTPAdapter:
     adapter = HTTPAdapter()
     adapter.poolmanager.pool_classes_by_scheme = {**adapter.poolmanager.pool_classes_by_scheme, "http": Pool}
     return adapter
-

@@ -67,6 +67,11 @@ def _record_path(port: int) -> str:
     return leases.record_path(state_dir(), port)
 
 
+def _run_envs() -> str:
+    """Where a shared server a run started keeps its envs (``d2l-ignite visdom`` serves a runs folder instead)."""
+    return os.path.join(state_dir(), "visdom-envs")
+
+
 def find(port: int | None = None) -> SharedServer | None:
     """This user's running shared server (on ``port`` when given; else one ``d2l-ignite visdom`` serves, whose
     page a person has open, else the default port's, else any)."""
@@ -81,8 +86,7 @@ def find(port: int | None = None) -> SharedServer | None:
             continue
         if server.alive():
             running.append(server)
-    envs = os.path.join(state_dir(), "visdom-envs")  # where a server a run started keeps its envs
-    return min(running, key=lambda s: (s.env_path == envs, s.port != DEFAULT_PORT), default=None)
+    return min(running, key=lambda s: (s.env_path == _run_envs(), s.port != DEFAULT_PORT), default=None)
 
 
 def _start(port: int | None, base_for: Callable[[int], str] | None, env_path: str | None,
@@ -93,7 +97,7 @@ def _start(port: int | None, base_for: Callable[[int], str] | None, env_path: st
             say(f"port {DEFAULT_PORT} is held by another program (not this user's shared plot server), so that server "
                 f"starts on port {port}")
     folder = state_dir()
-    local = LocalVisdom(port, env_path=env_path or os.path.join(folder, "visdom-envs"), shared=folder, linger=linger(),
+    local = LocalVisdom(port, env_path=env_path or _run_envs(), shared=folder, linger=linger(),
                         watch_runs=watch_runs, base_url=base_for(port) if base_for else "").start()
     _started.append(local)
     pid = local.process.pid  # type: ignore[union-attr]
