@@ -66,9 +66,10 @@ def serve_shared(port: int | None, folder: str, watch: str | None, hint: Callabl
                          f"{server.env_path} ({page_link(server.url)}); choose another --port, or run this again "
                          f"once it has ended ({shared.linger():g} s after its last run)")
     link = page_link(server.url, newest_env(folder))
-    print(f"Visdom is serving {folder} at {link}  (runs started meanwhile draw here live; Ctrl-C stops it)", flush=True)
-    hint(link)
-    try:
+    try:  # from the printed link on, Ctrl-C is a clean stop (the hint's first import takes a while)
+        print(f"Visdom is serving {folder} at {link}  (runs started meanwhile draw here live; Ctrl-C stops it)",
+              flush=True)
+        hint(link)
         while server.alive():
             time.sleep(0.5)
         return 1
